@@ -1,0 +1,53 @@
+/* The backend seam: a table of kernels that model code calls through ops.h.
+ *
+ * Models never name a backend. The CPU backend lives in backends/cpu; a CUDA backend
+ * fills the same table with device kernels taking device pointers.
+ *
+ * Dimension legend: M rows (batch x tokens), N output features, K input features,
+ * B batch, T tokens, C channels, H heads, D head dim. All matrices row-major.
+ */
+#ifndef VC_BACKEND_H
+#define VC_BACKEND_H
+
+#include <stddef.h>
+
+#include "vc.h"
+
+typedef struct vc_backend {
+    const char *name;
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);
+
+    /* out[M,N] (+)= in[M,K] . w[N,K]^T + bias[N]; bias may be NULL.
+     * accumulate=1 adds to out (used to fuse residual connections). */
+    void (*linear)(float *out, const float *in, const float *w, const float *bias, int M, int N, int K,
+                   int accumulate);
+    /* Row-wise layer norm over the last dimension: out[rows,C]. out may equal in. */
+    void (*layernorm)(float *out, const float *in, const float *w, const float *b, size_t rows, int C,
+                      float eps);
+    /* In place, exact (erf) GELU. */
+    void (*gelu)(float *x, size_t n);
+    /* In place, tanh-approximation GELU (GPT-2's gelu_new). */
+    void (*gelu_tanh)(float *x, size_t n);
+    /* In place SiLU. */
+    void (*silu)(float *x, size_t n);
+    /* out[i] = a[i] + b[i] */
+    void (*add)(float *out, const float *a, const float *b, size_t n);
+    /* In place softmax of each row of x[rows,cols] after multiplying by scale. */
+    void (*softmax_rows)(float *x, size_t rows, int cols, float scale);
+    /* Multi-head attention. q,k,v: rows of length ld (head h at column offset h*D) for
+     * B*T tokens; out[B*T, ld_out] at column h*D. probs, if not NULL, receives
+     * softmax(q k^T / sqrt(D)) as [B,H,T,T]. scratch: at least attention_scratch(...) floats. */
+    void (*attention)(float *out, int ld_out, const float *q, const float *k, const float *v, int ld, int B,
+                      int T, int H, int D, float *probs, float *scratch);
+    size_t (*attention_scratch)(int B, int T, int H);
+    /* Non-overlapping patches of px[B,Cin,Hi,Wi] (P x P, stride P, top-left aligned) projected
+     * by w[Cout, Cin*P*P] + bias: out row (b, 1 + py*gw + px) of a [B, 1+gh*gw, Cout] buffer.
+     * scratch: B*gh*gw*Cin*P*P floats. */
+    void (*patch_embed)(float *out, const float *px, const float *w, const float *bias, int B, int Cin,
+                        int Hi, int Wi, int P, int Cout, float *scratch);
+} vc_backend;
+
+const vc_backend *vc_backend_cpu(void);
+
+#endif

@@ -1,0 +1,55 @@
+/* visionc public C API: status codes, threads, CPU features.
+ *
+ * Every function that can fail returns vc_status; on failure a message is left in a
+ * thread-local buffer (vc_last_error) for the caller to turn into an exception.
+ * Nothing here calls exit() or abort() on anything a user can cause.
+ */
+#ifndef VC_H
+#define VC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    VC_OK = 0,
+    VC_ERR_ARG,      /* bad argument: shape, dtype, range (-> ValueError) */
+    VC_ERR_TYPE,     /* wrong kind of object (-> TypeError) */
+    VC_ERR_IO,       /* file cannot be opened or read (-> OSError) */
+    VC_ERR_FORMAT,   /* file is malformed or inconsistent (-> ValueError) */
+    VC_ERR_MEMORY,   /* allocation failed (-> MemoryError) */
+    VC_ERR_UNSAFE,   /* refused to run untrusted content, e.g. a pickle global (-> ValueError) */
+    VC_ERR_UNSUPPORTED, /* valid input that this build cannot handle (-> NotImplementedError) */
+    VC_ERR_INTERNAL,
+} vc_status;
+
+const char *vc_status_name(vc_status s);
+
+/* Records a printf-style message for the current thread and returns `s`. */
+vc_status vc_fail(vc_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *vc_last_error(void);
+void vc_clear_error(void);
+
+/* Threads used by visionc's own kernels and by its BLAS. Default: physical cores. */
+void vc_set_num_threads(int n);
+int vc_get_num_threads(void);
+int vc_physical_cores(void);
+
+/* CPU features, detected once at run time; kernels pick their paths from these. */
+typedef struct {
+    int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512_bf16, avx512_vnni, avx_vnni;
+} vc_cpu_features;
+const vc_cpu_features *vc_cpu(void);
+
+/* size_t multiply that reports overflow instead of wrapping. Returns 0 on overflow. */
+static inline int vc_mul_ok(size_t a, size_t b, size_t *out) {
+    return !__builtin_mul_overflow(a, b, out);
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif
