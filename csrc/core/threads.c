@@ -1,5 +1,6 @@
 /* Thread count shared by visionc's OpenMP kernels and OpenBLAS.
  *
+ * OpenBLAS itself is kept at one thread: kernels split GEMMs over the OpenMP threads.
  * The default is the number of physical cores this process may run on: SMT siblings
  * share one core's vector units, so a second thread per core slows GEMM down.
  */
@@ -53,7 +54,8 @@ void vc_set_num_threads(int n) {
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif
-    vc_blas_set_num_threads(n);
+    /* BLAS always runs single-threaded inside visionc's own OpenMP pool (see linear.c). */
+    vc_blas_set_num_threads(1);
 }
 
 int vc_get_num_threads(void) {

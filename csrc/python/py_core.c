@@ -31,4 +31,7 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-int vc_py_register_core(PyObject *m) { return PyModule_AddFunctions(m, methods); }
+int vc_py_register_core(PyObject *m) {
+    vc_set_num_threads(0); /* physical cores, and OpenBLAS pinned to one thread */
+    return PyModule_AddFunctions(m, methods);
+}

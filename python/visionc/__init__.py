@@ -1,7 +1,21 @@
-"""visionc: vision models on a C core, Hugging Face compatible."""
+"""visionc: vision models on a C core, Hugging Face compatible.
+
+    import visionc
+    clf = visionc.pipeline("image-classification", model="google/vit-base-patch16-224")
+    clf("cat.jpg", top_k=5)
+"""
 from ._version import __version__
 from ._native import _C
+from .image_processing import AutoImageProcessor
+from .io import load_state_dict
+from .models.auto import AutoModel, AutoModelForImageClassification
+from .models.vit import ViTConfig, ViTForImageClassification, ViTModel
+from .pipelines import pipeline
 
 set_num_threads = _C.set_num_threads
 get_num_threads = _C.get_num_threads
 cpu_features = _C.cpu_features
+
+__all__ = ["AutoImageProcessor", "AutoModel", "AutoModelForImageClassification", "ViTConfig",
+           "ViTForImageClassification", "ViTModel", "pipeline", "load_state_dict", "set_num_threads",
+           "get_num_threads", "cpu_features", "__version__"]

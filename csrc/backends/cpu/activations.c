@@ -100,7 +100,7 @@ static unary_fn pick(unary_fn f512, unary_fn f256, unary_fn f) {
 
 static void run_chunked(unary_fn fn, float *x, size_t n) {
     size_t nchunks = (n + VC_CHUNK - 1) / VC_CHUNK;
-#pragma omp parallel for schedule(static) if (nchunks > 1)
+#pragma omp parallel for schedule(static) if (nchunks > 1) num_threads(vc_get_num_threads())
     for (size_t c = 0; c < nchunks; c++) {
         size_t start = c * VC_CHUNK;
         size_t len = n - start < VC_CHUNK ? n - start : VC_CHUNK;
@@ -115,6 +115,6 @@ void cpu_gelu_tanh(float *x, size_t n) {
 void cpu_silu(float *x, size_t n) { run_chunked(pick(silu_avx512, silu_avx2, silu_scalar), x, n); }
 
 void cpu_add(float *out, const float *a, const float *b, size_t n) {
-#pragma omp parallel for simd schedule(static) if (n > 4 * VC_CHUNK)
+#pragma omp parallel for simd schedule(static) if (n > 4 * VC_CHUNK) num_threads(vc_get_num_threads())
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }

@@ -1,34 +1,44 @@
-/* Multi-head scaled dot-product attention, one head at a time over the whole batch.
+/* Multi-head scaled dot-product attention, one (image, head) pair per task.
  *
  * q, k, v: [B*T, ld] with head h at columns h*D .. h*D+D-1, so the projections are read
- * in place (no transposes or copies). Per head: S = q k^T for every image in one strided
- * batched GEMM, a row softmax with the 1/sqrt(D) scale folded in, then out = S v in a second
- * batched GEMM. OpenBLAS spreads each batched call over its threads. */
+ * in place (no transposes or copies). Per pair: S = q k^T (GEMM), row softmax with the
+ * 1/sqrt(D) scale folded in, out = S v (GEMM). Pairs run on the OpenMP threads, each with
+ * single-threaded BLAS and its own T x T scratch. */
 #include <math.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "backends/cpu/blas.h"
 #include "backends/cpu/cpu.h"
+#include "vc.h"
 
-size_t cpu_attention_scratch(int B, int T, int H) { return (size_t)B * T * T; }
+static int max_threads(void) { return vc_get_num_threads(); }
+
+size_t cpu_attention_scratch(int B, int T, int H) { return (size_t)max_threads() * T * T; }
 
 void cpu_attention(float *out, int ld_out, const float *q, const float *k, const float *v, int ld, int B, int T,
                    int H, int D, float *probs, float *scratch) {
     const float scale = 1.f / sqrtf((float)D);
     const size_t tt = (size_t)T * T;
-    for (int h = 0; h < H; h++) {
-        /* S for head h of image b at s + b*s_stride, rows of length T. */
-        float *s = probs ? probs + (size_t)h * tt : scratch;
-        const size_t s_stride = probs ? (size_t)H * tt : tt;
-        const float *qh = q + (size_t)h * D, *kh = k + (size_t)h * D, *vh = v + (size_t)h * D;
-        vc_sgemm_batch_strided(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, 1.f, qh, ld, (size_t)T * ld, kh, ld,
-                               (size_t)T * ld, 0.f, s, T, s_stride, B);
-        if (s_stride == tt) {
-            cpu_softmax_rows(s, (size_t)B * T, T, scale);
-        } else {
-#pragma omp parallel for schedule(static)
-            for (int b = 0; b < B; b++) cpu_softmax_rows_serial(s + b * s_stride, T, T, scale);
-        }
-        vc_sgemm_batch_strided(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, 1.f, s, T, s_stride, vh, ld,
-                               (size_t)T * ld, 0.f, out + (size_t)h * D, ld_out, (size_t)T * ld_out, B);
+    const int pairs = B * H;
+    const int nt = max_threads();
+#pragma omp parallel for schedule(dynamic) num_threads(nt) if (pairs > 1)
+    for (int p = 0; p < pairs; p++) {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        const int b = p / H, h = p % H;
+        const size_t row0 = (size_t)b * T;
+        const float *qh = q + row0 * ld + (size_t)h * D;
+        const float *kh = k + row0 * ld + (size_t)h * D;
+        const float *vh = v + row0 * ld + (size_t)h * D;
+        float *s = probs ? probs + (size_t)p * tt : scratch + (size_t)tid * tt;
+        vc_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, 1.f, qh, ld, kh, ld, 0.f, s, T);
+        cpu_softmax_rows_serial(s, T, T, scale);
+        vc_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, 1.f, s, T, vh, ld, 0.f,
+                 out + row0 * ld_out + (size_t)h * D, ld_out);
     }
 }

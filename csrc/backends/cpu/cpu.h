@@ -4,6 +4,9 @@
 
 #include <stddef.h>
 
+/* c[M,N] = a[M,K] . w[N,K]^T + beta c, split over the OpenMP threads. */
+void cpu_gemm_nt(int M, int N, int K, const float *a, int lda, const float *w, int ldw, float beta, float *c,
+                 int ldc);
 void cpu_linear(float *out, const float *in, const float *w, const float *bias, int M, int N, int K,
                 int accumulate);
 void cpu_layernorm(float *out, const float *in, const float *w, const float *b, size_t rows, int C, float eps);

@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "backends/cpu/cpu.h"
+#include "vc.h"
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void layernorm_row(
     float *out, const float *x, const float *w, const float *b, int C, float eps) {
@@ -27,6 +28,6 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void layerno
 }
 
 void cpu_layernorm(float *out, const float *in, const float *w, const float *b, size_t rows, int C, float eps) {
-#pragma omp parallel for schedule(static) if (rows * (size_t)C > VC_CHUNK)
+#pragma omp parallel for schedule(static) if (rows * (size_t)C > VC_CHUNK) num_threads(vc_get_num_threads())
     for (size_t r = 0; r < rows; r++) layernorm_row(out + r * C, in + r * C, w, b, C, eps);
 }

@@ -1,8 +1,8 @@
 /* Patch embedding (a PxP convolution with stride P) as im2col + GEMM. */
 #include <string.h>
 
-#include "backends/cpu/blas.h"
 #include "backends/cpu/cpu.h"
+#include "vc.h"
 
 /* px: [B, Cin, Hi, Wi]; w: [Cout, Cin*P*P]; out: [B, 1+G, Cout] with G = (Hi/P)*(Wi/P);
  * scratch: [B*G, Cin*P*P]. Row 0 of each image (the class token slot) is not written. */
@@ -10,7 +10,7 @@ void cpu_patch_embed(float *out, const float *px, const float *w, const float *b
                      int Wi, int P, int Cout, float *scratch) {
     const int gh = Hi / P, gw = Wi / P, G = gh * gw;
     const int K = Cin * P * P;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(vc_get_num_threads())
     for (int b = 0; b < B; b++)
         for (int g = 0; g < G; g++) {
             int py = g / gw, pxi = g % gw;
@@ -23,8 +23,7 @@ void cpu_patch_embed(float *out, const float *px, const float *w, const float *b
         }
     for (int b = 0; b < B; b++) {
         float *dst = out + ((size_t)b * (G + 1) + 1) * Cout;
-        vc_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, G, Cout, K, 1.f, scratch + (size_t)b * G * K, K, w, K,
-                 0.f, dst, Cout);
+        cpu_gemm_nt(G, Cout, K, scratch + (size_t)b * G * K, K, w, K, 0.f, dst, Cout);
         if (bias)
             for (int g = 0; g < G; g++)
                 for (int n = 0; n < Cout; n++) dst[(size_t)g * Cout + n] += bias[n];

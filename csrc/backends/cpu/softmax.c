@@ -92,6 +92,6 @@ void cpu_softmax_rows_serial(float *x, size_t rows, int cols, float scale) {
 
 void cpu_softmax_rows(float *x, size_t rows, int cols, float scale) {
     row_fn fn = pick_row();
-#pragma omp parallel for schedule(static) if (rows * (size_t)cols > VC_CHUNK)
+#pragma omp parallel for schedule(static) if (rows * (size_t)cols > VC_CHUNK) num_threads(vc_get_num_threads())
     for (size_t r = 0; r < rows; r++) fn(x + r * (size_t)cols, cols, scale);
 }

@@ -1,0 +1,1 @@
+"""Model families. Each registers its classes in auto.FAMILIES."""

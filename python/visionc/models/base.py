@@ -1,0 +1,123 @@
+"""What every visionc model shares: loading from a directory / hub id / file, the config,
+named parameters that are the C core's own memory, and thread control."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .. import hub
+from ..io import load_state_dict
+
+
+def read_json(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return data
+
+
+def weights_file(directory: Path) -> Path:
+    """The checkpoint inside a model directory, safetensors preferred."""
+    for name in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                 "pytorch_model.bin.index.json"):
+        if (directory / name).exists():
+            return directory / name
+    others = sorted(directory.glob("*.safetensors"))
+    if len(others) == 1:
+        return others[0]
+    raise FileNotFoundError(f"{directory}: no model.safetensors or pytorch_model.bin (found: "
+                            f"{', '.join(sorted(p.name for p in directory.iterdir())) or 'nothing'})")
+
+
+def locate(name_or_path, **hub_kwargs) -> tuple[Path | None, Path]:
+    """(model directory or None for a bare weights file, weights path)."""
+    where = hub.resolve(name_or_path, **hub_kwargs)
+    if where.is_file():
+        return None, where
+    return where, weights_file(where)
+
+
+def parse_id2label(config: dict) -> dict[int, str]:
+    raw = config.get("id2label")
+    if raw:
+        try:
+            return {int(k): str(v) for k, v in raw.items()}
+        except (ValueError, AttributeError) as e:
+            raise ValueError(f"config id2label must map integer ids to names: {e}") from e
+    n = int(config.get("num_labels", 0) or 0)
+    return {i: f"LABEL_{i}" for i in range(n)}
+
+
+class PreTrainedModel:
+    """Base for models whose compute lives in a C object (`self._c`).
+
+    Subclasses define `_bind_parameters(state)` mapping checkpoint arrays onto the C
+    slots, and the forward pass. Parameters are kept in `self._params` (name -> float32
+    array, names as in the checkpoint) and shared with the C core without copies.
+    """
+
+    main_input_name = "pixel_values"
+
+    def __init__(self):
+        self._params: dict[str, np.ndarray] = {}
+        self.name_or_path: str | None = None
+        self.local_dir: Path | None = None  # the directory it was loaded from (processor config lives there)
+
+    # Parameters -----------------------------------------------------------------------
+    def named_parameters(self):
+        return list(self._params.items())
+
+    def parameters(self):
+        return list(self._params.values())
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return dict(self._params)
+
+    def num_parameters(self) -> int:
+        return int(sum(p.size for p in self._params.values()))
+
+    @staticmethod
+    def _checked_array(name: str, value, shape: tuple, source: str) -> np.ndarray:
+        arr = value
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"{source}: tensor {name} is not an array")
+        if tuple(arr.shape) != tuple(shape):
+            raise ValueError(f"{source}: tensor {name} has shape {tuple(arr.shape)}, but the config needs "
+                             f"{tuple(shape)}")
+        if arr.dtype != np.float32:
+            if arr.dtype.kind != "f":
+                raise ValueError(f"{source}: tensor {name} has dtype {arr.dtype}, expected a float type")
+            arr = arr.astype(np.float32)
+        if not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr)
+        return arr
+
+    @staticmethod
+    def _pixel_values(pixel_values, num_channels: int) -> np.ndarray:
+        if isinstance(pixel_values, (list, tuple)):
+            raise TypeError("pixel_values must be a float32 array of shape (N, C, H, W); use the image processor "
+                            "to turn images into one")
+        px = pixel_values
+        if not isinstance(px, np.ndarray):
+            if hasattr(px, "detach") and hasattr(px, "numpy"):  # a torch tensor
+                px = px.detach().cpu().numpy()
+            else:
+                raise TypeError(f"pixel_values must be a NumPy array, got {type(pixel_values).__name__}")
+        if px.dtype != np.float32:
+            raise TypeError(f"pixel_values must be float32, got {px.dtype} (use .astype(np.float32))")
+        if px.ndim != 4:
+            raise ValueError(f"pixel_values must have 4 dimensions (N, C, H, W), got shape {px.shape}")
+        if px.shape[0] == 0:
+            raise ValueError("pixel_values: the batch is empty")
+        if px.shape[1] != num_channels:
+            raise ValueError(f"pixel_values has {px.shape[1]} channels, the model expects {num_channels} "
+                             f"(shape (N, C, H, W))")
+        if not np.isfinite(px).all():
+            raise ValueError("pixel_values contains NaN or infinity")
+        return np.ascontiguousarray(px)

@@ -1,0 +1,319 @@
+"""ViT: transformers' ViTModel / ViTForImageClassification layouts and timm's
+VisionTransformer layout, on the C ViT (csrc/models/vit.c)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from .._native import _C
+from .base import PreTrainedModel, locate, parse_id2label, read_json
+from .outputs import BaseModelOutputWithPooling, ImageClassifierOutput
+from ..io import load_state_dict
+
+
+@dataclass
+class ViTConfig:
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    layer_norm_eps: float = 1e-12
+    image_size: int = 224
+    patch_size: int = 16
+    num_channels: int = 3
+    qkv_bias: bool = True
+    pooler_output_size: int | None = None
+    pooler_act: str = "tanh"
+    id2label: dict = field(default_factory=dict)
+    model_type: str = "vit"
+    extra: dict = field(default_factory=dict)  # keys we carry but do not use, written back on save
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.id2label)
+
+    @property
+    def label2id(self) -> dict:
+        return {v: k for k, v in self.id2label.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config.json") -> "ViTConfig":
+        known = {f.name for f in fields(cls)} - {"id2label", "extra"}
+        kw = {}
+        for k in known:
+            if k in d and d[k] is not None:
+                kw[k] = d[k]
+        for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "image_size",
+                  "patch_size", "num_channels"):
+            if k in kw:
+                v = kw[k]
+                if isinstance(v, (list, tuple)) and k in ("image_size", "patch_size") and len(v) == 2 and v[0] == v[1]:
+                    v = v[0]
+                if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                    raise ValueError(f"{source}: {k} must be a positive integer, got {v!r}")
+                kw[k] = v
+        if not isinstance(kw.get("layer_norm_eps", 1e-12), (int, float)):
+            raise ValueError(f"{source}: layer_norm_eps must be a number")
+        cfg = cls(**kw)
+        cfg.id2label = parse_id2label(d)
+        cfg.extra = {k: v for k, v in d.items() if k not in known and k not in ("id2label", "label2id", "num_labels")}
+        if cfg.pooler_act != "tanh":
+            raise NotImplementedError(f"{source}: pooler_act '{cfg.pooler_act}' is not supported (tanh)")
+        return cfg
+
+    def to_dict(self) -> dict:
+        d = dict(self.extra)
+        for f in fields(self):
+            if f.name in ("extra", "id2label"):
+                continue
+            d[f.name] = getattr(self, f.name)
+        d["id2label"] = {str(k): v for k, v in self.id2label.items()}
+        d["label2id"] = {v: k for k, v in self.id2label.items()}
+        return d
+
+
+# --- timm's VisionTransformer keys -> transformers' ViT keys (one table, applied once) ---
+_TIMM_RENAMES = [
+    (r"^cls_token$", "embeddings.cls_token"),
+    (r"^pos_embed$", "embeddings.position_embeddings"),
+    (r"^patch_embed\.proj\.(weight|bias)$", r"embeddings.patch_embeddings.projection.\1"),
+    (r"^blocks\.(\d+)\.norm1\.(weight|bias)$", r"encoder.layer.\1.layernorm_before.\2"),
+    (r"^blocks\.(\d+)\.attn\.proj\.(weight|bias)$", r"encoder.layer.\1.attention.output.dense.\2"),
+    (r"^blocks\.(\d+)\.norm2\.(weight|bias)$", r"encoder.layer.\1.layernorm_after.\2"),
+    (r"^blocks\.(\d+)\.mlp\.fc1\.(weight|bias)$", r"encoder.layer.\1.intermediate.dense.\2"),
+    (r"^blocks\.(\d+)\.mlp\.fc2\.(weight|bias)$", r"encoder.layer.\1.output.dense.\2"),
+    (r"^norm\.(weight|bias)$", r"layernorm.\1"),
+    (r"^head\.(weight|bias)$", r"classifier.\1"),
+]
+_TIMM_QKV = re.compile(r"^blocks\.(\d+)\.attn\.qkv\.(weight|bias)$")
+# Heads per width for timm's named ViT sizes (all others: 64-wide heads).
+_TIMM_HEADS = {"tiny": 3, "small": 6, "base": 12, "large": 16, "huge": 16, "giant": 16, "gigantic": 16}
+
+
+def is_timm_vit(state: dict) -> bool:
+    return "patch_embed.proj.weight" in state and any(k.startswith("blocks.") for k in state)
+
+
+def timm_to_hf(state: dict, source: str) -> dict:
+    """Renames timm keys; the fused qkv is split into row blocks (views, no copy)."""
+    out = {}
+    unsupported = [k for k in state if k.startswith(("reg_token", "fc_norm", "attn_pool", "norm_pre"))
+                   or ".ls1." in k or ".ls2." in k or ".q_norm." in k or ".k_norm." in k]
+    if unsupported:
+        raise NotImplementedError(f"{source}: this timm ViT variant is not supported (has {unsupported[0]})")
+    for k, v in state.items():
+        m = _TIMM_QKV.match(k)
+        if m:
+            layer, kind = m.groups()
+            if v.shape[0] % 3:
+                raise ValueError(f"{source}: tensor {k} has shape {v.shape}, not three stacked blocks")
+            n = v.shape[0] // 3
+            for i, part in enumerate(("query", "key", "value")):
+                out[f"encoder.layer.{layer}.attention.attention.{part}.{kind}"] = v[i * n:(i + 1) * n]
+            continue
+        for pat, rep in _TIMM_RENAMES:
+            if re.match(pat, k):
+                out[re.sub(pat, rep, k)] = v
+                break
+        else:
+            raise ValueError(f"{source}: unexpected tensor {k} in a timm ViT checkpoint")
+    return out
+
+
+def timm_config(state: dict, timm_cfg: dict | None, source: str) -> ViTConfig:
+    """A ViTConfig for timm weights, from the shapes plus the architecture name for the head count."""
+    timm_cfg = timm_cfg or {}
+    arch = str(timm_cfg.get("architecture", "") or Path(source).stem)
+    C = int(state["cls_token"].shape[-1])
+    P = int(state["patch_embed.proj.weight"].shape[-1])
+    n_pos = int(state["pos_embed"].shape[1]) - 1
+    side = int(round(n_pos ** 0.5))
+    if side * side != n_pos:
+        raise ValueError(f"{source}: pos_embed has {n_pos} patch positions, not a square grid")
+    depth = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
+    heads = next((h for name, h in _TIMM_HEADS.items() if re.search(rf"(^|_){name}(_|$)", arch)), max(1, C // 64))
+    num_classes = int(state["head.weight"].shape[0]) if "head.weight" in state else 0
+    pre = timm_cfg.get("pretrained_cfg", {}) or {}
+    labels = timm_cfg.get("label_names") or pre.get("label_names")
+    id2label = {i: (labels[i] if labels and i < len(labels) else f"LABEL_{i}") for i in range(num_classes)}
+    cfg = ViTConfig(hidden_size=C, num_hidden_layers=depth, num_attention_heads=heads,
+                    intermediate_size=int(state["blocks.0.mlp.fc1.weight"].shape[0]), hidden_act="gelu",
+                    layer_norm_eps=1e-6, image_size=side * P, patch_size=P,
+                    num_channels=int(state["patch_embed.proj.weight"].shape[1]),
+                    qkv_bias="blocks.0.attn.qkv.bias" in state, id2label=id2label)
+    cfg.extra = {"timm_architecture": arch}
+    return cfg
+
+
+class ViTModel(PreTrainedModel):
+    """transformers.ViTModel on the C core. Outputs are NumPy arrays."""
+
+    _with_head = False
+
+    def __init__(self, config: ViTConfig, add_pooling_layer: bool = True):
+        super().__init__()
+        self.config = config
+        self.add_pooling_layer = add_pooling_layer and not self._with_head
+        self._c = _C.ViT(config.hidden_size, config.num_hidden_layers, config.num_attention_heads,
+                         config.intermediate_size, config.patch_size, config.image_size, config.num_channels,
+                         bool(config.qkv_bias), bool(self.add_pooling_layer),
+                         int(config.pooler_output_size or config.hidden_size),
+                         config.num_labels if self._with_head else 0, str(config.hidden_act),
+                         float(config.layer_norm_eps))
+        self._specs = self._c.param_specs()
+
+    # Loading --------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, name_or_path, *, add_pooling_layer: bool | None = None, revision=None,
+                        cache_dir=None, token=None, local_files_only=None, **config_overrides):
+        directory, weights = locate(name_or_path, revision=revision, cache_dir=cache_dir, token=token,
+                                    local_files_only=local_files_only)
+        state = load_state_dict(weights)
+        raw = read_json(directory / "config.json") if directory and (directory / "config.json").exists() else None
+        if is_timm_vit(state):
+            config = timm_config(state, raw, str(weights))
+            state = timm_to_hf(state, str(weights))
+        elif raw is None:
+            raise FileNotFoundError(f"{weights}: no config.json beside it (needed for transformers checkpoints)")
+        else:
+            mt = raw.get("model_type")
+            if mt not in (None, "vit"):
+                raise ValueError(f"{directory / 'config.json'}: model_type '{mt}' is not a ViT")
+            config = ViTConfig.from_dict(raw, str(directory / "config.json"))
+        for k, v in config_overrides.items():
+            if k == "id2label":
+                v = {int(i): str(n) for i, n in v.items()}
+            if not hasattr(config, k):
+                raise TypeError(f"unknown config argument {k}")
+            setattr(config, k, v)
+        state = _strip_prefix(state)
+        if add_pooling_layer is None:
+            add_pooling_layer = "pooler.dense.weight" in state
+        model = cls(config, add_pooling_layer=add_pooling_layer) if not cls._with_head else cls(config)
+        model._load(state, str(weights))
+        model.name_or_path = str(name_or_path)
+        model.local_dir = directory
+        model.source_format = "timm" if "timm_architecture" in config.extra else "transformers"
+        return model
+
+    def _load(self, state: dict, source: str):
+        missing = [n for n, _ in self._specs if n not in state]
+        if missing:
+            raise ValueError(f"{source}: missing tensor {missing[0]}" +
+                             (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        for i, (name, shape) in enumerate(self._specs):
+            arr = self._checked_array(name, state[name], shape, source)
+            self._c.bind(i, arr)
+            self._params[self._checkpoint_name(name)] = arr
+
+    def _checkpoint_name(self, name: str) -> str:
+        """Names as transformers saves this class: ViTForImageClassification prefixes 'vit.'."""
+        if self._with_head and not name.startswith("classifier."):
+            return "vit." + name
+        return name
+
+    # Forward --------------------------------------------------------------------------
+    def _run(self, pixel_values, interpolate_pos_encoding, want_pooled, want_logits, output_hidden_states,
+             output_attentions):
+        px = self._pixel_values(pixel_values, self.config.num_channels)
+        return self._c.forward(px, bool(interpolate_pos_encoding), True, want_pooled, want_logits,
+                               bool(output_hidden_states), bool(output_attentions))
+
+    def __call__(self, pixel_values, output_hidden_states: bool = False, output_attentions: bool = False,
+                 interpolate_pos_encoding: bool = False, return_dict: bool = True):
+        last, pooled, _, hidden, attn = self._run(pixel_values, interpolate_pos_encoding, self.add_pooling_layer,
+                                                  False, output_hidden_states, output_attentions)
+        out = BaseModelOutputWithPooling(last_hidden_state=last, pooler_output=pooled, hidden_states=hidden,
+                                         attentions=attn)
+        return out if return_dict else out.to_tuple()
+
+    forward = __call__
+
+    def embed(self, pixel_values, pooling: str = "cls", normalize: bool = False,
+              interpolate_pos_encoding: bool = False) -> np.ndarray:
+        """One vector per image, (N, hidden_size): the final-layer-normed class token
+        ("cls"), the mean of the patch tokens ("mean", class token excluded, as timm's avg
+        pool), or the pooler output ("pooler"). normalize=True scales each to unit L2 norm."""
+        if pooling not in ("cls", "mean", "pooler"):
+            raise ValueError(f"pooling must be 'cls', 'mean' or 'pooler', got {pooling!r}")
+        if pooling == "pooler" and not self.add_pooling_layer:
+            raise ValueError("pooling='pooler' needs a model with a pooler (this checkpoint has none)")
+        last, pooled, _, _, _ = self._run(pixel_values, interpolate_pos_encoding, pooling == "pooler", False,
+                                          False, False)
+        if pooling == "cls":
+            emb = last[:, 0].copy()
+        elif pooling == "mean":
+            emb = last[:, 1:].mean(axis=1, dtype=np.float32)
+        else:
+            emb = pooled
+        if normalize:
+            emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return emb
+
+
+class ViTForImageClassification(ViTModel):
+    """transformers.ViTForImageClassification on the C core."""
+
+    _with_head = True
+
+    def __init__(self, config: ViTConfig):
+        if config.num_labels <= 0:
+            raise ValueError("ViTForImageClassification needs id2label / num_labels in the config")
+        super().__init__(config, add_pooling_layer=False)
+
+    def __call__(self, pixel_values, labels=None, output_hidden_states: bool = False,
+                 output_attentions: bool = False, interpolate_pos_encoding: bool = False,
+                 return_dict: bool = True):
+        _, _, logits, hidden, attn = self._run(pixel_values, interpolate_pos_encoding, False, True,
+                                               output_hidden_states, output_attentions)
+        loss = None
+        if labels is not None:
+            loss = cross_entropy(logits, labels, self.config.num_labels)
+        out = ImageClassifierOutput(loss=loss, logits=logits, hidden_states=hidden, attentions=attn)
+        return out if return_dict else out.to_tuple()
+
+    forward = __call__
+
+
+def cross_entropy(logits: np.ndarray, labels, num_labels: int) -> float:
+    labels = np.asarray(labels)
+    if labels.shape != (logits.shape[0],) or labels.dtype.kind not in "iu":
+        raise ValueError(f"labels must be integers of shape ({logits.shape[0]},), got {labels.dtype} {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_labels):
+        raise ValueError(f"labels must lie in [0, {num_labels}), got values from {labels.min()} to {labels.max()}")
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-logp[np.arange(len(labels)), labels].mean())
+
+
+# transformers >= 5 names ViT's modules differently in memory (save_pretrained converts back
+# to the names above, but a torch.save(model.state_dict()) keeps these).
+_TF5_RENAMES = [
+    (r"^layers\.(\d+)\.attention\.q_proj\.", r"encoder.layer.\1.attention.attention.query."),
+    (r"^layers\.(\d+)\.attention\.k_proj\.", r"encoder.layer.\1.attention.attention.key."),
+    (r"^layers\.(\d+)\.attention\.v_proj\.", r"encoder.layer.\1.attention.attention.value."),
+    (r"^layers\.(\d+)\.attention\.o_proj\.", r"encoder.layer.\1.attention.output.dense."),
+    (r"^layers\.(\d+)\.mlp\.fc1\.", r"encoder.layer.\1.intermediate.dense."),
+    (r"^layers\.(\d+)\.mlp\.fc2\.", r"encoder.layer.\1.output.dense."),
+    (r"^layers\.(\d+)\.layernorm_(before|after)\.", r"encoder.layer.\1.layernorm_\2."),
+]
+
+
+def _strip_prefix(state: dict) -> dict:
+    """Canonical ViTModel names: without the 'vit.' prefix (ViTForImageClassification vs
+    ViTModel), and with transformers 5's in-memory module names mapped back."""
+    out = {}
+    for k, v in state.items():
+        k = k[4:] if k.startswith("vit.") else k
+        if k.startswith("layers."):
+            for pat, rep in _TF5_RENAMES:
+                if re.match(pat, k):
+                    k = re.sub(pat, rep, k)
+                    break
+        out[k] = v
+    return out
