@@ -17,7 +17,7 @@ PyMODINIT_FUNC PyInit__C(void) {
     PyObject *m = PyModule_Create(&module_def);
     if (!m) return NULL;
     if (vc_py_register_core(m) || vc_py_register_io(m) || vc_py_register_image(m) || vc_py_register_text(m) ||
-        vc_py_register_generate(m) || vc_py_register_vit(m)) {
+        vc_py_register_generate(m) || vc_py_register_vit(m) || vc_py_register_ops(m)) {
         Py_DECREF(m);
         return NULL;
     }

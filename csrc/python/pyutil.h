@@ -28,5 +28,6 @@ int vc_py_register_image(PyObject *m);
 int vc_py_register_text(PyObject *m);
 int vc_py_register_generate(PyObject *m);
 int vc_py_register_vit(PyObject *m);
+int vc_py_register_ops(PyObject *m);
 
 #endif

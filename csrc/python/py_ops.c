@@ -1,0 +1,245 @@
+/* visionc._C op_* functions: each CPU kernel callable on NumPy arrays, for per-op parity
+ * tests and for users who build their own layers. Inputs are float32 (made C-contiguous
+ * without a copy when they already are); results are new arrays. GIL released in C. */
+#include "python/pyutil.h"
+
+#include <string.h>
+
+#include "ops/backend.h"
+
+static const vc_backend *be(void) { return vc_backend_cpu(); }
+
+static PyObject *new_like(PyArrayObject *a) {
+    return PyArray_SimpleNew(PyArray_NDIM(a), PyArray_DIMS(a), NPY_FLOAT32);
+}
+
+/* Rows x last-dim view of an array of any rank >= 1. */
+static int rows_cols(PyArrayObject *a, size_t *rows, int *cols, const char *what) {
+    int nd = PyArray_NDIM(a);
+    if (nd < 1) {
+        PyErr_Format(PyExc_ValueError, "%s must have at least one dimension", what);
+        return -1;
+    }
+    npy_intp c = PyArray_DIM(a, nd - 1);
+    if (c <= 0 || c > (1 << 30)) {
+        PyErr_Format(PyExc_ValueError, "%s: last dimension %ld out of range", what, (long)c);
+        return -1;
+    }
+    *cols = (int)c;
+    *rows = (size_t)(PyArray_SIZE(a) / c);
+    return 0;
+}
+
+typedef void (*unary_fn)(float *, size_t);
+
+static PyObject *unary(PyObject *arg, unary_fn fn, const char *what) {
+    PyArrayObject *x = vc_py_float_array(arg, what, -1);
+    if (!x) return NULL;
+    PyArrayObject *out = (PyArrayObject *)new_like(x);
+    if (out) {
+        float *o = PyArray_DATA(out);
+        const float *i = PyArray_DATA(x);
+        size_t n = (size_t)PyArray_SIZE(x);
+        Py_BEGIN_ALLOW_THREADS memcpy(o, i, n * sizeof(float));
+        fn(o, n);
+        Py_END_ALLOW_THREADS
+    }
+    Py_DECREF(x);
+    return (PyObject *)out;
+}
+
+static PyObject *op_gelu(PyObject *s, PyObject *x) { return unary(x, be()->gelu, "x"); }
+static PyObject *op_gelu_tanh(PyObject *s, PyObject *x) { return unary(x, be()->gelu_tanh, "x"); }
+static PyObject *op_silu(PyObject *s, PyObject *x) { return unary(x, be()->silu, "x"); }
+
+static PyObject *op_softmax(PyObject *s, PyObject *args) {
+    PyObject *xo;
+    double scale = 1.0;
+    if (!PyArg_ParseTuple(args, "O|d", &xo, &scale)) return NULL;
+    PyArrayObject *x = vc_py_float_array(xo, "x", -1);
+    if (!x) return NULL;
+    size_t rows;
+    int cols;
+    PyArrayObject *out = NULL;
+    if (rows_cols(x, &rows, &cols, "x") == 0 && (out = (PyArrayObject *)new_like(x))) {
+        float *o = PyArray_DATA(out);
+        Py_BEGIN_ALLOW_THREADS memcpy(o, PyArray_DATA(x), rows * cols * sizeof(float));
+        be()->softmax_rows(o, rows, cols, (float)scale);
+        Py_END_ALLOW_THREADS
+    }
+    Py_DECREF(x);
+    return (PyObject *)out;
+}
+
+static PyObject *op_layernorm(PyObject *s, PyObject *args) {
+    PyObject *xo, *wo, *bo;
+    double eps;
+    if (!PyArg_ParseTuple(args, "OOOd", &xo, &wo, &bo, &eps)) return NULL;
+    PyArrayObject *x = vc_py_float_array(xo, "x", -1), *w = NULL, *b = NULL, *out = NULL;
+    size_t rows;
+    int C;
+    if (!x || rows_cols(x, &rows, &C, "x")) goto done;
+    if (!(w = vc_py_float_array(wo, "weight", 1)) || !(b = vc_py_float_array(bo, "bias", 1))) goto done;
+    if (PyArray_DIM(w, 0) != C || PyArray_DIM(b, 0) != C) {
+        PyErr_Format(PyExc_ValueError, "weight and bias must have %d elements (the last dimension of x)", C);
+        goto done;
+    }
+    if (!(eps > 0)) {
+        PyErr_SetString(PyExc_ValueError, "eps must be positive");
+        goto done;
+    }
+    if ((out = (PyArrayObject *)new_like(x))) {
+        float *o = PyArray_DATA(out);
+        const float *xi = PyArray_DATA(x), *wi = PyArray_DATA(w), *bi = PyArray_DATA(b);
+        Py_BEGIN_ALLOW_THREADS be()->layernorm(o, xi, wi, bi, rows, C, (float)eps);
+        Py_END_ALLOW_THREADS
+    }
+done:
+    Py_XDECREF(x);
+    Py_XDECREF(w);
+    Py_XDECREF(b);
+    return (PyObject *)out;
+}
+
+/* linear(x[..., K], w[N, K], bias[N] or None) -> [..., N] */
+static PyObject *op_linear(PyObject *s, PyObject *args) {
+    PyObject *xo, *wo, *bo = Py_None;
+    if (!PyArg_ParseTuple(args, "OO|O", &xo, &wo, &bo)) return NULL;
+    PyArrayObject *x = vc_py_float_array(xo, "x", -1), *w = NULL, *b = NULL, *out = NULL;
+    size_t rows;
+    int K;
+    if (!x || rows_cols(x, &rows, &K, "x")) goto done;
+    if (!(w = vc_py_float_array(wo, "weight", 2))) goto done;
+    if (PyArray_DIM(w, 1) != K) {
+        PyErr_Format(PyExc_ValueError, "weight must be (N, %d) for x with last dimension %d", K, K);
+        goto done;
+    }
+    const int N = (int)PyArray_DIM(w, 0);
+    if (bo != Py_None) {
+        if (!(b = vc_py_float_array(bo, "bias", 1))) goto done;
+        if (PyArray_DIM(b, 0) != N) {
+            PyErr_Format(PyExc_ValueError, "bias must have %d elements", N);
+            goto done;
+        }
+    }
+    if (rows > (size_t)1 << 30) {
+        PyErr_SetString(PyExc_ValueError, "x has too many rows");
+        goto done;
+    }
+    npy_intp dims[NPY_MAXDIMS];
+    int nd = PyArray_NDIM(x);
+    for (int i = 0; i < nd - 1; i++) dims[i] = PyArray_DIM(x, i);
+    dims[nd - 1] = N;
+    if ((out = (PyArrayObject *)PyArray_SimpleNew(nd, dims, NPY_FLOAT32))) {
+        float *o = PyArray_DATA(out);
+        const float *xi = PyArray_DATA(x), *wi = PyArray_DATA(w), *bi = b ? PyArray_DATA(b) : NULL;
+        Py_BEGIN_ALLOW_THREADS be()->linear(o, xi, wi, bi, (int)rows, N, K, 0);
+        Py_END_ALLOW_THREADS
+    }
+done:
+    Py_XDECREF(x);
+    Py_XDECREF(w);
+    Py_XDECREF(b);
+    return (PyObject *)out;
+}
+
+/* attention(q, k, v [B, T, H*D], num_heads) -> (out [B, T, H*D], probs [B, H, T, T]) */
+static PyObject *op_attention(PyObject *s, PyObject *args) {
+    PyObject *qo, *ko, *vo;
+    int H;
+    if (!PyArg_ParseTuple(args, "OOOi", &qo, &ko, &vo, &H)) return NULL;
+    PyArrayObject *q = vc_py_float_array(qo, "q", 3), *k = NULL, *v = NULL;
+    PyObject *out = NULL, *probs = NULL, *res = NULL;
+    float *scratch = NULL;
+    if (!q || !(k = vc_py_float_array(ko, "k", 3)) || !(v = vc_py_float_array(vo, "v", 3))) goto done;
+    if (!PyArray_SAMESHAPE(q, k) || !PyArray_SAMESHAPE(q, v)) {
+        PyErr_SetString(PyExc_ValueError, "q, k and v must have the same shape (B, T, H*D)");
+        goto done;
+    }
+    const npy_intp B = PyArray_DIM(q, 0), T = PyArray_DIM(q, 1), C = PyArray_DIM(q, 2);
+    if (H <= 0 || C % H || B <= 0 || T <= 0 || T > 65536) {
+        PyErr_Format(PyExc_ValueError, "num_heads %d must divide the last dimension %ld (and B, T > 0)", H, (long)C);
+        goto done;
+    }
+    npy_intp pd[4] = {B, H, T, T};
+    if (!(out = PyArray_SimpleNew(3, PyArray_DIMS(q), NPY_FLOAT32)) || !(probs = PyArray_SimpleNew(4, pd, NPY_FLOAT32)))
+        goto done;
+    scratch = PyMem_RawMalloc(be()->attention_scratch((int)B, (int)T, H) * sizeof(float) + 64);
+    if (!scratch) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    {
+        float *o = PyArray_DATA((PyArrayObject *)out), *p = PyArray_DATA((PyArrayObject *)probs);
+        const float *qi = PyArray_DATA(q), *ki = PyArray_DATA(k), *vi = PyArray_DATA(v);
+        Py_BEGIN_ALLOW_THREADS be()->attention(o, (int)C, qi, ki, vi, (int)C, (int)B, (int)T, H, (int)(C / H), p,
+                                               scratch);
+        Py_END_ALLOW_THREADS
+    }
+    res = Py_BuildValue("(OO)", out, probs);
+done:
+    PyMem_RawFree(scratch);
+    Py_XDECREF(out);
+    Py_XDECREF(probs);
+    Py_XDECREF(q);
+    Py_XDECREF(k);
+    Py_XDECREF(v);
+    return res;
+}
+
+/* patch_embed(px [B, Cin, H, W], w [Cout, Cin, P, P], bias [Cout]) -> [B, G, Cout] */
+static PyObject *op_patch_embed(PyObject *s, PyObject *args) {
+    PyObject *po, *wo, *bo;
+    if (!PyArg_ParseTuple(args, "OOO", &po, &wo, &bo)) return NULL;
+    PyArrayObject *px = vc_py_float_array(po, "pixel_values", 4), *w = NULL, *b = NULL;
+    PyObject *res = NULL;
+    float *tmp = NULL, *scratch = NULL;
+    if (!px || !(w = vc_py_float_array(wo, "weight", 4)) || !(b = vc_py_float_array(bo, "bias", 1))) goto done;
+    const npy_intp B = PyArray_DIM(px, 0), Cin = PyArray_DIM(px, 1), Hi = PyArray_DIM(px, 2), Wi = PyArray_DIM(px, 3);
+    const npy_intp Cout = PyArray_DIM(w, 0), P = PyArray_DIM(w, 2);
+    if (PyArray_DIM(w, 1) != Cin || PyArray_DIM(w, 3) != P || PyArray_DIM(b, 0) != Cout || P <= 0 || Hi < P ||
+        Wi < P || B <= 0) {
+        PyErr_SetString(PyExc_ValueError, "patch_embed: weight must be (Cout, Cin, P, P) with P <= H, W; bias (Cout,)");
+        goto done;
+    }
+    const npy_intp G = (Hi / P) * (Wi / P);
+    tmp = PyMem_RawMalloc((size_t)B * (G + 1) * Cout * sizeof(float));
+    scratch = PyMem_RawMalloc((size_t)B * G * Cin * P * P * sizeof(float));
+    if (!tmp || !scratch) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    {
+        const float *pi = PyArray_DATA(px), *wi = PyArray_DATA(w), *bi = PyArray_DATA(b);
+        Py_BEGIN_ALLOW_THREADS be()->patch_embed(tmp, pi, wi, bi, (int)B, (int)Cin, (int)Hi, (int)Wi, (int)P, (int)Cout,
+                                                 scratch);
+        Py_END_ALLOW_THREADS
+    }
+    npy_intp od[3] = {B, G, Cout};
+    if ((res = PyArray_SimpleNew(3, od, NPY_FLOAT32))) {
+        float *o = PyArray_DATA((PyArrayObject *)res);
+        for (npy_intp i = 0; i < B; i++)
+            memcpy(o + (size_t)i * G * Cout, tmp + ((size_t)i * (G + 1) + 1) * Cout, (size_t)G * Cout * sizeof(float));
+    }
+done:
+    PyMem_RawFree(tmp);
+    PyMem_RawFree(scratch);
+    Py_XDECREF(px);
+    Py_XDECREF(w);
+    Py_XDECREF(b);
+    return res;
+}
+
+static PyMethodDef methods[] = {
+    {"op_gelu", op_gelu, METH_O, "exact (erf) GELU"},
+    {"op_gelu_tanh", op_gelu_tanh, METH_O, "tanh-approximation GELU"},
+    {"op_silu", op_silu, METH_O, "SiLU"},
+    {"op_softmax", op_softmax, METH_VARARGS, "softmax(x, scale=1) over the last dimension"},
+    {"op_layernorm", op_layernorm, METH_VARARGS, "layernorm(x, weight, bias, eps) over the last dimension"},
+    {"op_linear", op_linear, METH_VARARGS, "linear(x, weight[N,K], bias=None)"},
+    {"op_attention", op_attention, METH_VARARGS, "attention(q, k, v, num_heads) -> (out, probs)"},
+    {"op_patch_embed", op_patch_embed, METH_VARARGS, "patch_embed(px, weight, bias) -> (B, G, Cout)"},
+    {NULL, NULL, 0, NULL},
+};
+
+int vc_py_register_ops(PyObject *m) { return PyModule_AddFunctions(m, methods); }

@@ -1,0 +1,41 @@
+"""visionc's CPU kernels, one by one, on NumPy float32 arrays (new arrays out).
+
+The same kernels the models run: useful for building layers of your own and for testing
+each kernel against a reference."""
+from ._native import _C
+
+
+def linear(x, weight, bias=None):
+    """x[..., K] . weight[N, K]^T + bias[N] -> [..., N]"""
+    return _C.op_linear(x, weight, bias)
+
+
+def layer_norm(x, weight, bias, eps=1e-5):
+    """Layer norm over the last dimension."""
+    return _C.op_layernorm(x, weight, bias, eps)
+
+
+def gelu(x, approximate="none"):
+    """GELU: exact (erf) by default, or approximate="tanh" (GPT-2's gelu_new)."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    return _C.op_gelu(x) if approximate == "none" else _C.op_gelu_tanh(x)
+
+
+def silu(x):
+    return _C.op_silu(x)
+
+
+def softmax(x, scale=1.0):
+    """softmax(scale * x) over the last dimension."""
+    return _C.op_softmax(x, scale)
+
+
+def attention(q, k, v, num_heads):
+    """Multi-head attention over q, k, v of shape (B, T, H*D): (out (B, T, H*D), probs (B, H, T, T))."""
+    return _C.op_attention(q, k, v, num_heads)
+
+
+def patch_embed(pixel_values, weight, bias):
+    """A PxP, stride-P convolution flattened to tokens: (B, C, H, W) -> (B, (H//P)*(W//P), Cout)."""
+    return _C.op_patch_embed(pixel_values, weight, bias)
