@@ -1,0 +1,50 @@
+"""Benchmark plumbing: each measurement runs in its own process (so peak RSS belongs to one
+framework), results come back as JSON, and the table is printed with ratios."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def time_calls(fn, min_seconds: float = 3.0, min_calls: int = 3, warmup: int = 1) -> float:
+    """Median seconds per call over at least min_calls calls and min_seconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_calls or time.perf_counter() - start < min_seconds:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def run_worker(script: str, args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, script, "--worker", *args], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    if out.returncode != 0:
+        raise RuntimeError(f"worker {args} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.machine()}"
