@@ -46,6 +46,29 @@ typedef struct vc_backend {
      * scratch: B*gh*gw*Cin*P*P floats. */
     void (*patch_embed)(float *out, const float *px, const float *w, const float *bias, int B, int Cin,
                         int Hi, int Wi, int P, int Cout, float *scratch);
+
+    /* ---- convolutional models (NCHW maps) ---- */
+    /* out[B,Co,Ho,Wo] = conv2d(in[B,Ci,H,W], w[Co, Ci/groups, kh, kw]) + bias (bias may be NULL),
+     * zero padding; Ho = (H + 2ph - dh(kh-1) - 1)/sh + 1. scratch: conv2d_scratch(...) floats. */
+    void (*conv2d)(float *out, const float *in, const float *w, const float *bias, int B, int Ci, int H, int W,
+                   int Co, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups, float *scratch);
+    size_t (*conv2d_scratch)(int B, int Ci, int H, int W, int Co, int kh, int kw, int sh, int sw, int ph, int pw,
+                             int dh, int dw, int groups);
+    /* LayerNorm2d: normalise over C at each pixel of x[B, C, HW]. out may equal in. */
+    void (*layernorm_channels)(float *out, const float *in, const float *w, const float *b, int B, int C, size_t HW,
+                               float eps);
+    /* out[B, C] = mean over HW of in[B, C, HW]. */
+    void (*global_avg_pool)(float *out, const float *in, int B, int C, size_t HW);
+    /* out = residual + scale[c] * x (scale, residual may be NULL); out may alias x or residual. */
+    void (*scale_channels_add)(float *out, const float *x, const float *scale, const float *residual, int B, int C,
+                               size_t HW);
+    /* Bilinear resize of in[B,C,H,W] to [B,C,Ho,Wo], align_corners=False (F.interpolate). */
+    void (*resize_bilinear)(float *out, const float *in, int B, int C, int H, int W, int Ho, int Wo);
+    /* out[B, Ca+Cb, HW] = cat(a[B,Ca,HW], b[B,Cb,HW]) along channels. */
+    void (*concat_channels)(float *out, const float *a, int Ca, const float *b, int Cb, int B, size_t HW);
+    /* MobileViT: x[B,C,H,W] <-> patches[B*ph*pw, (H/ph)*(W/pw), C], offset-major (see spatial.c). */
+    void (*patch_unfold)(float *patches, const float *x, int B, int C, int H, int W, int ph, int pw);
+    void (*patch_fold)(float *x, const float *patches, int B, int C, int H, int W, int ph, int pw);
 } vc_backend;
 
 const vc_backend *vc_backend_cpu(void);

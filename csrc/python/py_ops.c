@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "backends/cpu/cpu.h" /* vc_conv_out_size */
 #include "ops/backend.h"
 
 static const vc_backend *be(void) { return vc_backend_cpu(); }
@@ -230,6 +231,167 @@ done:
     return res;
 }
 
+/* conv2d(x [B,Ci,H,W], w [Co, Ci/groups, kh, kw], bias or None, stride(2), padding(2), dilation(2), groups) */
+static PyObject *op_conv2d(PyObject *s, PyObject *args) {
+    PyObject *xo, *wo, *bo;
+    int sh, sw, ph, pw, dh, dw, groups;
+    if (!PyArg_ParseTuple(args, "OOO(ii)(ii)(ii)i", &xo, &wo, &bo, &sh, &sw, &ph, &pw, &dh, &dw, &groups)) return NULL;
+    PyArrayObject *x = vc_py_float_array(xo, "x", 4), *w = NULL, *b = NULL;
+    PyObject *res = NULL;
+    float *scratch = NULL;
+    if (!x || !(w = vc_py_float_array(wo, "weight", 4))) goto done;
+    if (bo != Py_None && !(b = vc_py_float_array(bo, "bias", 1))) goto done;
+    const npy_intp B = PyArray_DIM(x, 0), Ci = PyArray_DIM(x, 1), H = PyArray_DIM(x, 2), W = PyArray_DIM(x, 3);
+    const npy_intp Co = PyArray_DIM(w, 0), kh = PyArray_DIM(w, 2), kw = PyArray_DIM(w, 3);
+    if (groups < 1 || sh < 1 || sw < 1 || ph < 0 || pw < 0 || dh < 1 || dw < 1 || Ci % groups || Co % groups ||
+        PyArray_DIM(w, 1) != Ci / groups || (b && PyArray_DIM(b, 0) != Co) || B < 1 || kh < 1 || kw < 1) {
+        PyErr_SetString(PyExc_ValueError, "conv2d: inconsistent shapes or arguments (weight must be "
+                                          "(Co, Ci/groups, kh, kw); stride, dilation, groups >= 1, padding >= 0)");
+        goto done;
+    }
+    const int Ho = vc_conv_out_size((int)H, (int)kh, sh, ph, dh), Wo = vc_conv_out_size((int)W, (int)kw, sw, pw, dw);
+    if (Ho < 1 || Wo < 1) {
+        PyErr_SetString(PyExc_ValueError, "conv2d: the kernel is larger than the padded input");
+        goto done;
+    }
+    npy_intp od[4] = {B, Co, Ho, Wo};
+    if (!(res = PyArray_SimpleNew(4, od, NPY_FLOAT32))) goto done;
+    size_t ns = be()->conv2d_scratch((int)B, (int)Ci, (int)H, (int)W, (int)Co, (int)kh, (int)kw, sh, sw, ph, pw, dh, dw,
+                                     groups);
+    if (!(scratch = PyMem_RawMalloc(ns * sizeof(float) + 64))) {
+        Py_CLEAR(res);
+        PyErr_NoMemory();
+        goto done;
+    }
+    {
+        float *o = PyArray_DATA((PyArrayObject *)res);
+        const float *xi = PyArray_DATA(x), *wi = PyArray_DATA(w), *bi = b ? PyArray_DATA(b) : NULL;
+        Py_BEGIN_ALLOW_THREADS be()->conv2d(o, xi, wi, bi, (int)B, (int)Ci, (int)H, (int)W, (int)Co, (int)kh, (int)kw,
+                                            sh, sw, ph, pw, dh, dw, groups, scratch);
+        Py_END_ALLOW_THREADS
+    }
+done:
+    PyMem_RawFree(scratch);
+    Py_XDECREF(x);
+    Py_XDECREF(w);
+    Py_XDECREF(b);
+    return res;
+}
+
+static PyObject *op_layernorm2d(PyObject *s, PyObject *args) {
+    PyObject *xo, *wo, *bo;
+    double eps;
+    if (!PyArg_ParseTuple(args, "OOOd", &xo, &wo, &bo, &eps)) return NULL;
+    PyArrayObject *x = vc_py_float_array(xo, "x", 4), *w = NULL, *b = NULL, *out = NULL;
+    if (!x || !(w = vc_py_float_array(wo, "weight", 1)) || !(b = vc_py_float_array(bo, "bias", 1))) goto done;
+    const npy_intp B = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), HW = PyArray_DIM(x, 2) * PyArray_DIM(x, 3);
+    if (PyArray_DIM(w, 0) != C || PyArray_DIM(b, 0) != C || !(eps > 0)) {
+        PyErr_SetString(PyExc_ValueError, "layernorm2d: weight and bias must have C elements and eps > 0");
+        goto done;
+    }
+    if ((out = (PyArrayObject *)new_like(x))) {
+        float *o = PyArray_DATA(out);
+        const float *xi = PyArray_DATA(x), *wi = PyArray_DATA(w), *bi = PyArray_DATA(b);
+        Py_BEGIN_ALLOW_THREADS be()->layernorm_channels(o, xi, wi, bi, (int)B, (int)C, (size_t)HW, (float)eps);
+        Py_END_ALLOW_THREADS
+    }
+done:
+    Py_XDECREF(x);
+    Py_XDECREF(w);
+    Py_XDECREF(b);
+    return (PyObject *)out;
+}
+
+static PyObject *op_global_avg_pool(PyObject *s, PyObject *xo) {
+    PyArrayObject *x = vc_py_float_array(xo, "x", 4);
+    if (!x) return NULL;
+    npy_intp od[2] = {PyArray_DIM(x, 0), PyArray_DIM(x, 1)};
+    PyObject *res = PyArray_SimpleNew(2, od, NPY_FLOAT32);
+    if (res) {
+        float *o = PyArray_DATA((PyArrayObject *)res);
+        const float *xi = PyArray_DATA(x);
+        size_t HW = (size_t)PyArray_DIM(x, 2) * PyArray_DIM(x, 3);
+        if (HW == 0) {
+            Py_CLEAR(res);
+            PyErr_SetString(PyExc_ValueError, "global_avg_pool: empty spatial size");
+        } else {
+            Py_BEGIN_ALLOW_THREADS be()->global_avg_pool(o, xi, (int)od[0], (int)od[1], HW);
+            Py_END_ALLOW_THREADS
+        }
+    }
+    Py_DECREF(x);
+    return res;
+}
+
+static PyObject *op_resize_bilinear(PyObject *s, PyObject *args) {
+    PyObject *xo;
+    int Ho, Wo;
+    if (!PyArg_ParseTuple(args, "O(ii)", &xo, &Ho, &Wo)) return NULL;
+    if (Ho < 1 || Wo < 1 || Ho > 65536 || Wo > 65536) return PyErr_Format(PyExc_ValueError, "size must be positive");
+    PyArrayObject *x = vc_py_float_array(xo, "x", 4);
+    if (!x) return NULL;
+    npy_intp od[4] = {PyArray_DIM(x, 0), PyArray_DIM(x, 1), Ho, Wo};
+    PyObject *res = NULL;
+    if (PyArray_DIM(x, 2) < 1 || PyArray_DIM(x, 3) < 1)
+        PyErr_SetString(PyExc_ValueError, "resize_bilinear: empty input");
+    else if ((res = PyArray_SimpleNew(4, od, NPY_FLOAT32))) {
+        float *o = PyArray_DATA((PyArrayObject *)res);
+        const float *xi = PyArray_DATA(x);
+        int B = (int)od[0], C = (int)od[1], H = (int)PyArray_DIM(x, 2), W = (int)PyArray_DIM(x, 3);
+        Py_BEGIN_ALLOW_THREADS be()->resize_bilinear(o, xi, B, C, H, W, Ho, Wo);
+        Py_END_ALLOW_THREADS
+    }
+    Py_DECREF(x);
+    return res;
+}
+
+/* patch_unfold(x [B,C,H,W], (ph, pw)) -> [B*ph*pw, N, C];  patch_fold(p, (B,C,H,W), (ph,pw)) -> x */
+static PyObject *op_patch_unfold(PyObject *s, PyObject *args) {
+    PyObject *xo;
+    int ph, pw;
+    if (!PyArg_ParseTuple(args, "O(ii)", &xo, &ph, &pw)) return NULL;
+    PyArrayObject *x = vc_py_float_array(xo, "x", 4);
+    if (!x) return NULL;
+    PyObject *res = NULL;
+    const npy_intp B = PyArray_DIM(x, 0), C = PyArray_DIM(x, 1), H = PyArray_DIM(x, 2), W = PyArray_DIM(x, 3);
+    if (ph < 1 || pw < 1 || H % ph || W % pw)
+        PyErr_SetString(PyExc_ValueError, "patch_unfold: H and W must be multiples of the patch size");
+    else {
+        npy_intp od[3] = {B * ph * pw, (H / ph) * (W / pw), C};
+        if ((res = PyArray_SimpleNew(3, od, NPY_FLOAT32))) {
+            float *o = PyArray_DATA((PyArrayObject *)res);
+            const float *xi = PyArray_DATA(x);
+            Py_BEGIN_ALLOW_THREADS be()->patch_unfold(o, xi, (int)B, (int)C, (int)H, (int)W, ph, pw);
+            Py_END_ALLOW_THREADS
+        }
+    }
+    Py_DECREF(x);
+    return res;
+}
+
+static PyObject *op_patch_fold(PyObject *s, PyObject *args) {
+    PyObject *po;
+    int B, C, H, W, ph, pw;
+    if (!PyArg_ParseTuple(args, "O(iiii)(ii)", &po, &B, &C, &H, &W, &ph, &pw)) return NULL;
+    PyArrayObject *p = vc_py_float_array(po, "patches", 3);
+    if (!p) return NULL;
+    PyObject *res = NULL;
+    if (B < 1 || C < 1 || ph < 1 || pw < 1 || H % ph || W % pw || PyArray_DIM(p, 0) != (npy_intp)B * ph * pw ||
+        PyArray_DIM(p, 1) != (npy_intp)(H / ph) * (W / pw) || PyArray_DIM(p, 2) != C)
+        PyErr_SetString(PyExc_ValueError, "patch_fold: patches shape does not match (B, C, H, W) and the patch size");
+    else {
+        npy_intp od[4] = {B, C, H, W};
+        if ((res = PyArray_SimpleNew(4, od, NPY_FLOAT32))) {
+            float *o = PyArray_DATA((PyArrayObject *)res);
+            const float *pi = PyArray_DATA(p);
+            Py_BEGIN_ALLOW_THREADS be()->patch_fold(o, pi, B, C, H, W, ph, pw);
+            Py_END_ALLOW_THREADS
+        }
+    }
+    Py_DECREF(p);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"op_gelu", op_gelu, METH_O, "exact (erf) GELU"},
     {"op_gelu_tanh", op_gelu_tanh, METH_O, "tanh-approximation GELU"},
@@ -239,6 +401,12 @@ static PyMethodDef methods[] = {
     {"op_linear", op_linear, METH_VARARGS, "linear(x, weight[N,K], bias=None)"},
     {"op_attention", op_attention, METH_VARARGS, "attention(q, k, v, num_heads) -> (out, probs)"},
     {"op_patch_embed", op_patch_embed, METH_VARARGS, "patch_embed(px, weight, bias) -> (B, G, Cout)"},
+    {"op_conv2d", op_conv2d, METH_VARARGS, "conv2d(x, w, bias, stride, padding, dilation, groups)"},
+    {"op_layernorm2d", op_layernorm2d, METH_VARARGS, "channels-first layer norm of (B, C, H, W)"},
+    {"op_global_avg_pool", op_global_avg_pool, METH_O, "(B, C, H, W) -> (B, C)"},
+    {"op_resize_bilinear", op_resize_bilinear, METH_VARARGS, "bilinear resize, align_corners=False"},
+    {"op_patch_unfold", op_patch_unfold, METH_VARARGS, "MobileViT unfold"},
+    {"op_patch_fold", op_patch_fold, METH_VARARGS, "MobileViT fold"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -39,3 +39,37 @@ def attention(q, k, v, num_heads):
 def patch_embed(pixel_values, weight, bias):
     """A PxP, stride-P convolution flattened to tokens: (B, C, H, W) -> (B, (H//P)*(W//P), Cout)."""
     return _C.op_patch_embed(pixel_values, weight, bias)
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """torch.nn.functional.conv2d semantics on NCHW float32 arrays (zero padding)."""
+    return _C.op_conv2d(x, weight, bias, _pair(stride), _pair(padding), _pair(dilation), groups)
+
+
+def layer_norm_2d(x, weight, bias, eps=1e-6):
+    """Layer norm over the channels of (B, C, H, W) at every pixel (timm's LayerNorm2d)."""
+    return _C.op_layernorm2d(x, weight, bias, eps)
+
+
+def global_avg_pool(x):
+    """(B, C, H, W) -> (B, C)"""
+    return _C.op_global_avg_pool(x)
+
+
+def resize_bilinear(x, size):
+    """F.interpolate(x, size, mode="bilinear", align_corners=False)"""
+    return _C.op_resize_bilinear(x, _pair(size))
+
+
+def patch_unfold(x, patch_size=2):
+    """MobileViT unfolding: (B, C, H, W) -> (B*ph*pw, (H/ph)*(W/pw), C)."""
+    return _C.op_patch_unfold(x, _pair(patch_size))
+
+
+def patch_fold(patches, shape, patch_size=2):
+    """Inverse of patch_unfold, back to `shape` = (B, C, H, W)."""
+    return _C.op_patch_fold(patches, tuple(shape), _pair(patch_size))

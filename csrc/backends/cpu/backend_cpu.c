@@ -27,6 +27,15 @@ static const vc_backend cpu_backend = {
     .attention = cpu_attention,
     .attention_scratch = cpu_attention_scratch,
     .patch_embed = cpu_patch_embed,
+    .conv2d = cpu_conv2d,
+    .conv2d_scratch = cpu_conv2d_scratch,
+    .layernorm_channels = cpu_layernorm_channels,
+    .global_avg_pool = cpu_global_avg_pool,
+    .scale_channels_add = cpu_scale_channels_add,
+    .resize_bilinear = cpu_resize_bilinear,
+    .concat_channels = cpu_concat_channels,
+    .patch_unfold = cpu_patch_unfold,
+    .patch_fold = cpu_patch_fold,
 };
 
 const vc_backend *vc_backend_cpu(void) { return &cpu_backend; }

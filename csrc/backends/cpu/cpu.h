@@ -22,6 +22,23 @@ size_t cpu_attention_scratch(int B, int T, int H);
 void cpu_patch_embed(float *out, const float *px, const float *w, const float *bias, int B, int Cin, int Hi,
                      int Wi, int P, int Cout, float *scratch);
 
+void cpu_gemm_nn(int M, int N, int K, const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                 int ldc);
+int vc_conv_out_size(int in, int k, int stride, int pad, int dil);
+void cpu_conv2d(float *out, const float *in, const float *w, const float *bias, int B, int Ci, int H, int W, int Co,
+                int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups, float *scratch);
+size_t cpu_conv2d_scratch(int B, int Ci, int H, int W, int Co, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                          int dw, int groups);
+void cpu_layernorm_channels(float *out, const float *in, const float *w, const float *b, int B, int C, size_t HW,
+                            float eps);
+void cpu_global_avg_pool(float *out, const float *in, int B, int C, size_t HW);
+void cpu_scale_channels_add(float *out, const float *x, const float *scale, const float *residual, int B, int C,
+                            size_t HW);
+void cpu_resize_bilinear(float *out, const float *in, int B, int C, int H, int W, int Ho, int Wo);
+void cpu_concat_channels(float *out, const float *a, int Ca, const float *b, int Cb, int B, size_t HW);
+void cpu_patch_unfold(float *patches, const float *x, int B, int C, int H, int W, int ph, int pw);
+void cpu_patch_fold(float *x, const float *patches, int B, int C, int H, int W, int ph, int pw);
+
 /* Elements per OpenMP chunk for streaming kernels: big enough to amortise the fork. */
 #define VC_CHUNK 16384
 

@@ -1,0 +1,173 @@
+/* 2-D convolution, NCHW, with three paths chosen per call:
+ *   pointwise  1x1, stride 1, no padding, groups 1: one GEMM per image, out = W . x
+ *   depthwise  groups == Cin == Cout, dilation 1: direct, per channel plane, on a zero-padded
+ *              copy of the plane so the inner loop has no bounds checks and vectorises
+ *   general    im2col per (image, group) + GEMM
+ * Legend: B batch, Ci/Co channels in/out, H,W in size, Ho,Wo out size, k kernel, G groups. */
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "backends/cpu/blas.h"
+#include "backends/cpu/cpu.h"
+#include "vc.h"
+
+int vc_conv_out_size(int in, int k, int stride, int pad, int dil) {
+    long span = (long)dil * (k - 1) + 1;
+    long n = (long)in + 2L * pad - span;
+    return n < 0 ? 0 : (int)(n / stride + 1);
+}
+
+/* c[M,N] = a[M,K] . b[K,N] + beta c, split over threads by columns (or rows when N is narrow). */
+void cpu_gemm_nn(int M, int N, int K, const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    if (M <= 0 || N <= 0) return;
+#ifdef _OPENMP
+    const int nt = omp_in_parallel() ? 1 : vc_get_num_threads();
+#else
+    const int nt = 1;
+#endif
+    if (nt == 1 || 2.0 * M * N * K < 4e6) {
+        vc_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.f, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    const int split_cols = N >= 64 * nt;
+    const int extent = split_cols ? N : M;
+    int block = (extent + nt - 1) / nt;
+    if (split_cols) block = (block + 15) & ~15;
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int t = 0; t < nt; t++) {
+        int lo = t * block, hi = lo + block < extent ? lo + block : extent;
+        if (lo >= hi) continue;
+        if (split_cols)
+            vc_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, hi - lo, K, 1.f, a, lda, b + lo, ldb, beta, c + lo,
+                     ldc);
+        else
+            vc_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, N, K, 1.f, a + (size_t)lo * lda, lda, b, ldb,
+                     beta, c + (size_t)lo * ldc, ldc);
+    }
+}
+
+static void add_bias_planes(float *out, const float *bias, int B, int Co, size_t plane) {
+    if (!bias) return;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * Co * plane > VC_CHUNK) \
+    num_threads(vc_get_num_threads())
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < Co; c++) {
+            float *p = out + ((size_t)b * Co + c) * plane;
+            const float v = bias[c];
+#pragma omp simd
+            for (size_t i = 0; i < plane; i++) p[i] += v;
+        }
+}
+
+/* ---- depthwise ---- */
+
+/* One output plane from one input plane; pad: a (H+2p) x (W+2p) scratch. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void depthwise_plane(
+    float *out, const float *in, const float *w, float bias, int H, int W, int k, int stride, int p, int Ho, int Wo,
+    float *pad) {
+    const int Hp = H + 2 * p, Wp = W + 2 * p;
+    memset(pad, 0, sizeof(float) * (size_t)Hp * Wp);
+    for (int y = 0; y < H; y++) memcpy(pad + (size_t)(y + p) * Wp + p, in + (size_t)y * W, sizeof(float) * W);
+    for (int oy = 0; oy < Ho; oy++) {
+        float *o = out + (size_t)oy * Wo;
+        for (int ox = 0; ox < Wo; ox++) o[ox] = bias;
+        for (int ky = 0; ky < k; ky++) {
+            const float *row = pad + (size_t)(oy * stride + ky) * Wp;
+            for (int kx = 0; kx < k; kx++) {
+                const float wv = w[ky * k + kx];
+                const float *src = row + kx;
+                if (stride == 1) {
+#pragma omp simd
+                    for (int ox = 0; ox < Wo; ox++) o[ox] += wv * src[ox];
+                } else {
+                    for (int ox = 0; ox < Wo; ox++) o[ox] += wv * src[ox * stride];
+                }
+            }
+        }
+    }
+}
+
+static void conv_depthwise(float *out, const float *in, const float *w, const float *bias, int B, int C, int H, int W,
+                           int k, int stride, int pad, int Ho, int Wo, float *scratch) {
+    const size_t pad_plane = (size_t)(H + 2 * pad) * (W + 2 * pad);
+#pragma omp parallel num_threads(vc_get_num_threads())
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        float *mine = scratch + (size_t)tid * pad_plane;
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int c = 0; c < C; c++)
+                depthwise_plane(out + ((size_t)b * C + c) * Ho * Wo, in + ((size_t)b * C + c) * H * W,
+                                w + (size_t)c * k * k, bias ? bias[c] : 0.f, H, W, k, stride, pad, Ho, Wo, mine);
+    }
+}
+
+/* ---- im2col ---- */
+
+/* cols[(c*kh + ky)*kw + kx, oy*Wo + ox] for channels c0 .. c0+Cg-1 of one image. */
+static void im2col(float *cols, const float *img, int Cg, int H, int W, int kh, int kw, int sh, int sw, int ph,
+                   int pw, int dh, int dw, int Ho, int Wo) {
+    const size_t HWo = (size_t)Ho * Wo;
+#pragma omp parallel for collapse(3) schedule(static) if ((size_t)Cg * kh * kw * HWo > VC_CHUNK) \
+    num_threads(vc_get_num_threads())
+    for (int c = 0; c < Cg; c++)
+        for (int ky = 0; ky < kh; ky++)
+            for (int kx = 0; kx < kw; kx++) {
+                float *dst = cols + (((size_t)c * kh + ky) * kw + kx) * HWo;
+                const float *plane = img + (size_t)c * H * W;
+                for (int oy = 0; oy < Ho; oy++) {
+                    const int y = oy * sh - ph + ky * dh;
+                    float *d = dst + (size_t)oy * Wo;
+                    if (y < 0 || y >= H) {
+                        memset(d, 0, sizeof(float) * Wo);
+                        continue;
+                    }
+                    const float *row = plane + (size_t)y * W;
+                    for (int ox = 0; ox < Wo; ox++) {
+                        const int x = ox * sw - pw + kx * dw;
+                        d[ox] = (x >= 0 && x < W) ? row[x] : 0.f;
+                    }
+                }
+            }
+}
+
+size_t cpu_conv2d_scratch(int B, int Ci, int H, int W, int Co, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                          int dw, int groups) {
+    const int Ho = vc_conv_out_size(H, kh, sh, ph, dh), Wo = vc_conv_out_size(W, kw, sw, pw, dw);
+    if (groups == Ci && Co == Ci && dh == 1 && dw == 1 && kh == kw && sh == sw && ph == pw)
+        return (size_t)vc_get_num_threads() * (H + 2 * ph) * (W + 2 * pw);
+    if (kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && groups == 1) return 0;
+    return (size_t)(Ci / groups) * kh * kw * Ho * Wo;
+}
+
+void cpu_conv2d(float *out, const float *in, const float *w, const float *bias, int B, int Ci, int H, int W, int Co,
+                int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups, float *scratch) {
+    const int Ho = vc_conv_out_size(H, kh, sh, ph, dh), Wo = vc_conv_out_size(W, kw, sw, pw, dw);
+    const size_t HWo = (size_t)Ho * Wo;
+    if (groups == Ci && Co == Ci && dh == 1 && dw == 1 && kh == kw && sh == sw && ph == pw) {
+        conv_depthwise(out, in, w, bias, B, Ci, H, W, kh, sh, ph, Ho, Wo, scratch);
+        return;
+    }
+    if (kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && groups == 1) {
+        for (int b = 0; b < B; b++)
+            cpu_gemm_nn(Co, (int)HWo, Ci, w, Ci, in + (size_t)b * Ci * H * W, (int)HWo, 0.f, out + (size_t)b * Co * HWo,
+                        (int)HWo);
+        add_bias_planes(out, bias, B, Co, HWo);
+        return;
+    }
+    const int Cg = Ci / groups, Cog = Co / groups, K = Cg * kh * kw;
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < groups; g++) {
+            im2col(scratch, in + ((size_t)b * Ci + (size_t)g * Cg) * H * W, Cg, H, W, kh, kw, sh, sw, ph, pw, dh, dw,
+                   Ho, Wo);
+            cpu_gemm_nn(Cog, (int)HWo, K, w + (size_t)g * Cog * K, K, scratch, (int)HWo, 0.f,
+                        out + ((size_t)b * Co + (size_t)g * Cog) * HWo, (int)HWo);
+        }
+    add_bias_planes(out, bias, B, Co, HWo);
+}
