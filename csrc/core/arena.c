@@ -50,3 +50,18 @@ void vc_arena_free(vc_arena *a) {
     a->base = NULL;
     a->capacity = a->used = 0;
 }
+
+vc_status vc_arena_carve(vc_arena *a, int n, const size_t *sizes, float **const *ptrs) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        size_t bytes;
+        if (!vc_mul_ok(sizes[i] ? sizes[i] : 1, sizeof(float), &bytes) || total > SIZE_MAX - bytes - ARENA_ALIGN)
+            return vc_fail(VC_ERR_MEMORY, "activation memory size overflows");
+        total += (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    }
+    vc_status st = vc_arena_reserve(a, total);
+    if (st) return st;
+    for (int i = 0; i < n; i++)
+        if (!(*ptrs[i] = vc_arena_floats(a, sizes[i] ? sizes[i] : 1))) return VC_ERR_INTERNAL;
+    return VC_OK;
+}

@@ -30,4 +30,8 @@ void vc_arena_reset(vc_arena *a);
 float *vc_arena_floats(vc_arena *a, size_t n);
 void vc_arena_free(vc_arena *a);
 
+
+
+/* Reserves room for n buffers of sizes[i] floats and points *ptrs[i] at each, in order. */
+vc_status vc_arena_carve(vc_arena *a, int n, const size_t *sizes, float **const *ptrs);
 #endif

@@ -10,32 +10,16 @@
 #include "models/vit.h"
 
 #include <math.h>
-#include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/arena.h"
-
-enum { MAX_NAME = 96 };
-
-typedef struct {
-    char name[MAX_NAME];
-    int ndim;
-    int64_t shape[4];
-    const float **field; /* where the bound pointer goes */
-} param_slot;
+#include "core/arena_pool.h"
+#include "models/params.h"
 
 typedef struct {
     const float *ln1_w, *ln1_b, *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
     const float *ln2_w, *ln2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
 } vit_layer;
-
-/* A free list of arenas: each concurrent forward call takes its own. */
-typedef struct arena_node {
-    vc_arena arena;
-    struct arena_node *next;
-} arena_node;
 
 struct vc_vit {
     vc_vit_config cfg;
@@ -43,22 +27,12 @@ struct vc_vit {
     const float *cls_token, *pos_embed, *patch_w, *patch_b, *ln_w, *ln_b;
     const float *pool_w, *pool_b, *cls_w, *cls_b;
     vit_layer *layers;
-    param_slot *slots;
-    int nslots;
-    pthread_mutex_t lock;
-    arena_node *free_arenas;
+    vc_param_table params;
+    vc_arena_pool arenas;
 };
 
-static void add_slot(vc_vit *m, const float **field, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
-                     const char *fmt, int layer) {
-    param_slot *s = &m->slots[m->nslots++];
-    snprintf(s->name, MAX_NAME, fmt, layer);
-    int64_t dims[4] = {d0, d1, d2, d3};
-    s->ndim = ndim;
-    for (int i = 0; i < 4; i++) s->shape[i] = i < ndim ? dims[i] : 1;
-    s->field = field;
-    *field = NULL;
-}
+/* Slot shorthand for vc_vit_create: layer index l fills the %d in the name. */
+#define SLOT(field, shape, name) vc_params_add(&m->params, &(field), sizeof(shape) / sizeof(int64_t), shape, name, l, 0)
 
 static int grid_side(const vc_vit_config *c) { return c->image_size / c->patch_size; }
 
@@ -90,48 +64,49 @@ vc_status vc_vit_create(const vc_vit_config *cfg, const vc_backend *be, vc_vit *
     if (m->cfg.pooler_size <= 0) m->cfg.pooler_size = c->hidden_size;
     m->be = be;
     m->layers = calloc((size_t)c->num_layers, sizeof *m->layers);
-    m->slots = calloc(8 + 16 * (size_t)c->num_layers, sizeof *m->slots);
-    if (!m->layers || !m->slots || pthread_mutex_init(&m->lock, NULL) != 0) {
+    if (!m->layers || vc_params_init(&m->params, 8 + 16 * c->num_layers) ||
+        vc_arena_pool_init(&m->arenas, be)) {
         free(m->layers);
-        free(m->slots);
+        vc_params_free(&m->params);
         free(m);
         return vc_fail(VC_ERR_MEMORY, "out of memory creating ViT");
     }
 
     const int64_t C = c->hidden_size, I = c->intermediate_size, P = c->patch_size;
     const int64_t T = 1 + (int64_t)grid_side(c) * grid_side(c);
-    add_slot(m, &m->cls_token, 3, 1, 1, C, 0, "embeddings.cls_token", 0);
-    add_slot(m, &m->pos_embed, 3, 1, T, C, 0, "embeddings.position_embeddings", 0);
-    add_slot(m, &m->patch_w, 4, C, c->num_channels, P, P, "embeddings.patch_embeddings.projection.weight", 0);
-    add_slot(m, &m->patch_b, 1, C, 0, 0, 0, "embeddings.patch_embeddings.projection.bias", 0);
-    for (int l = 0; l < c->num_layers; l++) {
+    int l = 0;
+    SLOT(m->cls_token, VC_SHAPE3(1, 1, C), "embeddings.cls_token");
+    SLOT(m->pos_embed, VC_SHAPE3(1, T, C), "embeddings.position_embeddings");
+    SLOT(m->patch_w, VC_SHAPE4(C, c->num_channels, P, P), "embeddings.patch_embeddings.projection.weight");
+    SLOT(m->patch_b, VC_SHAPE1(C), "embeddings.patch_embeddings.projection.bias");
+    for (l = 0; l < c->num_layers; l++) {
         vit_layer *y = &m->layers[l];
-        add_slot(m, &y->ln1_w, 1, C, 0, 0, 0, "encoder.layer.%d.layernorm_before.weight", l);
-        add_slot(m, &y->ln1_b, 1, C, 0, 0, 0, "encoder.layer.%d.layernorm_before.bias", l);
-        add_slot(m, &y->q_w, 2, C, C, 0, 0, "encoder.layer.%d.attention.attention.query.weight", l);
-        if (c->qkv_bias) add_slot(m, &y->q_b, 1, C, 0, 0, 0, "encoder.layer.%d.attention.attention.query.bias", l);
-        add_slot(m, &y->k_w, 2, C, C, 0, 0, "encoder.layer.%d.attention.attention.key.weight", l);
-        if (c->qkv_bias) add_slot(m, &y->k_b, 1, C, 0, 0, 0, "encoder.layer.%d.attention.attention.key.bias", l);
-        add_slot(m, &y->v_w, 2, C, C, 0, 0, "encoder.layer.%d.attention.attention.value.weight", l);
-        if (c->qkv_bias) add_slot(m, &y->v_b, 1, C, 0, 0, 0, "encoder.layer.%d.attention.attention.value.bias", l);
-        add_slot(m, &y->o_w, 2, C, C, 0, 0, "encoder.layer.%d.attention.output.dense.weight", l);
-        add_slot(m, &y->o_b, 1, C, 0, 0, 0, "encoder.layer.%d.attention.output.dense.bias", l);
-        add_slot(m, &y->ln2_w, 1, C, 0, 0, 0, "encoder.layer.%d.layernorm_after.weight", l);
-        add_slot(m, &y->ln2_b, 1, C, 0, 0, 0, "encoder.layer.%d.layernorm_after.bias", l);
-        add_slot(m, &y->fc1_w, 2, I, C, 0, 0, "encoder.layer.%d.intermediate.dense.weight", l);
-        add_slot(m, &y->fc1_b, 1, I, 0, 0, 0, "encoder.layer.%d.intermediate.dense.bias", l);
-        add_slot(m, &y->fc2_w, 2, C, I, 0, 0, "encoder.layer.%d.output.dense.weight", l);
-        add_slot(m, &y->fc2_b, 1, C, 0, 0, 0, "encoder.layer.%d.output.dense.bias", l);
+        SLOT(y->ln1_w, VC_SHAPE1(C), "encoder.layer.%d.layernorm_before.weight");
+        SLOT(y->ln1_b, VC_SHAPE1(C), "encoder.layer.%d.layernorm_before.bias");
+        SLOT(y->q_w, VC_SHAPE2(C, C), "encoder.layer.%d.attention.attention.query.weight");
+        if (c->qkv_bias) SLOT(y->q_b, VC_SHAPE1(C), "encoder.layer.%d.attention.attention.query.bias");
+        SLOT(y->k_w, VC_SHAPE2(C, C), "encoder.layer.%d.attention.attention.key.weight");
+        if (c->qkv_bias) SLOT(y->k_b, VC_SHAPE1(C), "encoder.layer.%d.attention.attention.key.bias");
+        SLOT(y->v_w, VC_SHAPE2(C, C), "encoder.layer.%d.attention.attention.value.weight");
+        if (c->qkv_bias) SLOT(y->v_b, VC_SHAPE1(C), "encoder.layer.%d.attention.attention.value.bias");
+        SLOT(y->o_w, VC_SHAPE2(C, C), "encoder.layer.%d.attention.output.dense.weight");
+        SLOT(y->o_b, VC_SHAPE1(C), "encoder.layer.%d.attention.output.dense.bias");
+        SLOT(y->ln2_w, VC_SHAPE1(C), "encoder.layer.%d.layernorm_after.weight");
+        SLOT(y->ln2_b, VC_SHAPE1(C), "encoder.layer.%d.layernorm_after.bias");
+        SLOT(y->fc1_w, VC_SHAPE2(I, C), "encoder.layer.%d.intermediate.dense.weight");
+        SLOT(y->fc1_b, VC_SHAPE1(I), "encoder.layer.%d.intermediate.dense.bias");
+        SLOT(y->fc2_w, VC_SHAPE2(C, I), "encoder.layer.%d.output.dense.weight");
+        SLOT(y->fc2_b, VC_SHAPE1(C), "encoder.layer.%d.output.dense.bias");
     }
-    add_slot(m, &m->ln_w, 1, C, 0, 0, 0, "layernorm.weight", 0);
-    add_slot(m, &m->ln_b, 1, C, 0, 0, 0, "layernorm.bias", 0);
+    SLOT(m->ln_w, VC_SHAPE1(C), "layernorm.weight");
+    SLOT(m->ln_b, VC_SHAPE1(C), "layernorm.bias");
     if (c->has_pooler) {
-        add_slot(m, &m->pool_w, 2, m->cfg.pooler_size, C, 0, 0, "pooler.dense.weight", 0);
-        add_slot(m, &m->pool_b, 1, m->cfg.pooler_size, 0, 0, 0, "pooler.dense.bias", 0);
+        SLOT(m->pool_w, VC_SHAPE2(m->cfg.pooler_size, C), "pooler.dense.weight");
+        SLOT(m->pool_b, VC_SHAPE1(m->cfg.pooler_size), "pooler.dense.bias");
     }
     if (c->num_labels > 0) {
-        add_slot(m, &m->cls_w, 2, c->num_labels, C, 0, 0, "classifier.weight", 0);
-        add_slot(m, &m->cls_b, 1, c->num_labels, 0, 0, 0, "classifier.bias", 0);
+        SLOT(m->cls_w, VC_SHAPE2(c->num_labels, C), "classifier.weight");
+        SLOT(m->cls_b, VC_SHAPE1(c->num_labels), "classifier.bias");
     }
     *out = m;
     return VC_OK;
@@ -139,37 +114,20 @@ vc_status vc_vit_create(const vc_vit_config *cfg, const vc_backend *be, vc_vit *
 
 void vc_vit_free(vc_vit *m) {
     if (!m) return;
-    for (arena_node *n = m->free_arenas; n;) {
-        arena_node *next = n->next;
-        vc_arena_free(&n->arena);
-        free(n);
-        n = next;
-    }
-    pthread_mutex_destroy(&m->lock);
+    vc_arena_pool_destroy(&m->arenas);
+    vc_params_free(&m->params);
     free(m->layers);
-    free(m->slots);
     free(m);
 }
 
-int vc_vit_num_params(const vc_vit *m) { return m->nslots; }
+int vc_vit_num_params(const vc_vit *m) { return m->params.n; }
 
 const char *vc_vit_param_name(const vc_vit *m, int i, int *ndim, int64_t shape[4]) {
-    if (i < 0 || i >= m->nslots) return NULL;
-    *ndim = m->slots[i].ndim;
-    memcpy(shape, m->slots[i].shape, sizeof m->slots[i].shape);
-    return m->slots[i].name;
+    return vc_params_name(&m->params, i, ndim, shape);
 }
 
 vc_status vc_vit_bind(vc_vit *m, int i, const float *data, int64_t numel) {
-    if (i < 0 || i >= m->nslots) return vc_fail(VC_ERR_ARG, "parameter index %d out of range", i);
-    const param_slot *s = &m->slots[i];
-    int64_t want = 1;
-    for (int d = 0; d < s->ndim; d++) want *= s->shape[d];
-    if (numel != want)
-        return vc_fail(VC_ERR_ARG, "parameter %s: expected %lld values, got %lld", s->name, (long long)want,
-                       (long long)numel);
-    *s->field = data;
-    return VC_OK;
+    return vc_params_bind(&m->params, i, data, numel);
 }
 
 int vc_vit_num_tokens(const vc_vit *m, int H, int W, int interpolate) {
@@ -243,8 +201,6 @@ typedef struct {
     float *x, *h, *q, *k, *v, *ctx, *mlp, *patch_scratch, *attn_scratch, *pos, *cls_rows;
 } vit_buffers;
 
-static size_t round64(size_t floats) { return ((floats * sizeof(float) + 63) / 64) * 64; }
-
 static void buffer_sizes(const vc_vit *m, int B, int T, int Hi, int Wi, size_t sz[11]) {
     const vc_vit_config *c = &m->cfg;
     const size_t BT = (size_t)B * T, C = c->hidden_size;
@@ -262,31 +218,9 @@ static void buffer_sizes(const vc_vit *m, int B, int T, int Hi, int Wi, size_t s
 }
 
 static vc_status carve(vc_arena *a, const size_t sz[11], vit_buffers *buf) {
-    float **ptrs[11] = {&buf->x, &buf->h, &buf->q, &buf->k, &buf->v, &buf->ctx, &buf->mlp,
-                        &buf->patch_scratch, &buf->attn_scratch, &buf->pos, &buf->cls_rows};
-    size_t total = 0;
-    for (int i = 0; i < 11; i++) total += round64(sz[i] ? sz[i] : 1);
-    vc_status st = vc_arena_reserve(a, total);
-    if (st) return st;
-    for (int i = 0; i < 11; i++)
-        if (!(*ptrs[i] = vc_arena_floats(a, sz[i] ? sz[i] : 1))) return VC_ERR_INTERNAL;
-    return VC_OK;
-}
-
-static arena_node *take_arena(vc_vit *m) {
-    pthread_mutex_lock(&m->lock);
-    arena_node *n = m->free_arenas;
-    if (n) m->free_arenas = n->next;
-    pthread_mutex_unlock(&m->lock);
-    if (!n && (n = malloc(sizeof *n))) vc_arena_init(&n->arena, m->be);
-    return n;
-}
-
-static void give_arena(vc_vit *m, arena_node *n) {
-    pthread_mutex_lock(&m->lock);
-    n->next = m->free_arenas;
-    m->free_arenas = n;
-    pthread_mutex_unlock(&m->lock);
+    float **const ptrs[11] = {&buf->x, &buf->h, &buf->q, &buf->k, &buf->v, &buf->ctx, &buf->mlp,
+                              &buf->patch_scratch, &buf->attn_scratch, &buf->pos, &buf->cls_rows};
+    return vc_arena_carve(a, 11, sz, ptrs);
 }
 
 static void apply_activation(const vc_backend *be, vc_activation act, float *x, size_t n) {
@@ -300,18 +234,12 @@ static void apply_activation(const vc_backend *be, vc_activation act, float *x, 
     }
 }
 
-static vc_status check_bound(const vc_vit *m) {
-    for (int i = 0; i < m->nslots; i++)
-        if (!*m->slots[i].field) return vc_fail(VC_ERR_ARG, "parameter %s was never loaded", m->slots[i].name);
-    return VC_OK;
-}
-
 vc_status vc_vit_forward(vc_vit *m, const float *px, int B, int Hi, int Wi, int interpolate,
                          const vc_vit_outputs *out) {
     const vc_vit_config *c = &m->cfg;
     const vc_backend *be = m->be;
     if (B <= 0) return vc_fail(VC_ERR_ARG, "pixel_values: batch is empty");
-    if (check_bound(m)) return VC_ERR_ARG;
+    if (vc_params_check_bound(&m->params)) return VC_ERR_ARG;
     if (out->pooled && !c->has_pooler) return vc_fail(VC_ERR_ARG, "this model has no pooler");
     if (out->logits && c->num_labels == 0) return vc_fail(VC_ERR_ARG, "this model has no classifier");
     const int T = vc_vit_num_tokens(m, Hi, Wi, interpolate);
@@ -322,12 +250,12 @@ vc_status vc_vit_forward(vc_vit *m, const float *px, int B, int Hi, int Wi, int 
     const size_t BT = (size_t)B * T;
     size_t sz[11];
     buffer_sizes(m, B, T, Hi, Wi, sz);
-    arena_node *node = take_arena(m);
-    if (!node) return vc_fail(VC_ERR_MEMORY, "out of memory for an activation arena");
+    vc_arena *arena = vc_arena_pool_take(&m->arenas);
+    if (!arena) return VC_ERR_MEMORY;
     vit_buffers buf;
-    vc_status st = carve(&node->arena, sz, &buf);
+    vc_status st = carve(arena, sz, &buf);
     if (st) {
-        give_arena(m, node);
+        vc_arena_pool_give(&m->arenas, arena);
         return st;
     }
 
@@ -374,6 +302,6 @@ vc_status vc_vit_forward(vc_vit *m, const float *px, int B, int Hi, int Wi, int 
         be->linear(out->pooled, buf.cls_rows, m->pool_w, m->pool_b, B, m->cfg.pooler_size, C, 0);
         for (size_t i = 0; i < (size_t)B * m->cfg.pooler_size; i++) out->pooled[i] = tanhf(out->pooled[i]);
     }
-    give_arena(m, node);
+    vc_arena_pool_give(&m->arenas, arena);
     return VC_OK;
 }
