@@ -120,6 +120,8 @@ void vc_vit_free(vc_vit *m) {
     free(m);
 }
 
+const vc_vit_config *vc_vit_get_config(const vc_vit *m) { return &m->cfg; }
+
 int vc_vit_num_params(const vc_vit *m) { return m->params.n; }
 
 const char *vc_vit_param_name(const vc_vit *m, int i, int *ndim, int64_t shape[4]) {

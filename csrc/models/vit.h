@@ -39,6 +39,7 @@ typedef struct {
 
 vc_status vc_vit_create(const vc_vit_config *cfg, const vc_backend *be, vc_vit **out);
 void vc_vit_free(vc_vit *m);
+const vc_vit_config *vc_vit_get_config(const vc_vit *m);
 
 int vc_vit_num_params(const vc_vit *m);
 /* Name and shape of slot i; ndim <= 4. */

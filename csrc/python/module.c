@@ -6,6 +6,7 @@
 #define PY_ARRAY_UNIQUE_SYMBOL visionc_ARRAY_API
 #include <numpy/arrayobject.h>
 
+#include "python/py_model.h"
 #include "python/pyutil.h"
 
 static struct PyModuleDef module_def = {
@@ -16,8 +17,9 @@ PyMODINIT_FUNC PyInit__C(void) {
     import_array();
     PyObject *m = PyModule_Create(&module_def);
     if (!m) return NULL;
-    if (vc_py_register_core(m) || vc_py_register_io(m) || vc_py_register_image(m) || vc_py_register_text(m) ||
-        vc_py_register_generate(m) || vc_py_register_vit(m) || vc_py_register_ops(m)) {
+    if (vc_py_register_core(m) || vc_py_register_model(m) || vc_py_register_io(m) || vc_py_register_image(m) || vc_py_register_text(m) ||
+        vc_py_register_generate(m) || vc_py_register_vit(m) || vc_py_register_ops(m) ||
+        vc_py_register_convnext(m) || vc_py_register_mobilevit(m)) {
         Py_DECREF(m);
         return NULL;
     }

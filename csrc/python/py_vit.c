@@ -1,17 +1,11 @@
 /* visionc._C.ViT: the C ViT behind visionc's ViTModel / ViTForImageClassification.
  * Python builds it from a config, binds every parameter (zero-copy), then calls forward;
  * outputs are NumPy arrays written in place by the C core with the GIL released. */
-#include "python/pyutil.h"
+#include "python/py_model.h"
 
 #include <string.h>
 
 #include "models/vit.h"
-
-typedef struct {
-    PyObject_HEAD vc_vit *model;
-    PyObject *bound; /* list: the arrays bound to each slot, kept alive here */
-    vc_vit_config cfg;
-} PyViT;
 
 static int parse_activation(const char *name, vc_activation *act) {
     if (!strcmp(name, "gelu")) *act = VC_ACT_GELU;
@@ -23,7 +17,15 @@ static int parse_activation(const char *name, vc_activation *act) {
     return 0;
 }
 
-static int vit_init(PyViT *self, PyObject *args, PyObject *kw) {
+static const vc_model_vtable vit_vtable = {
+    "vit",
+    (int (*)(const void *))vc_vit_num_params,
+    (const char *(*)(const void *, int, int *, int64_t *))vc_vit_param_name,
+    (vc_status(*)(void *, int, const float *, int64_t))vc_vit_bind,
+    (void (*)(void *))vc_vit_free,
+};
+
+static PyObject *vit_new(PyObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                              "patch_size", "image_size", "num_channels", "qkv_bias", "has_pooler",
                              "pooler_output_size", "num_labels", "hidden_act", "layer_norm_eps", NULL};
@@ -34,92 +36,34 @@ static int vit_init(PyViT *self, PyObject *args, PyObject *kw) {
                                      &c.num_heads, &c.intermediate_size, &c.patch_size, &c.image_size,
                                      &c.num_channels, &c.qkv_bias, &c.has_pooler, &c.pooler_size, &c.num_labels,
                                      &act, &eps))
-        return -1;
-    if (parse_activation(act, &c.act)) {
-        PyErr_Format(PyExc_NotImplementedError,
-                     "hidden_act '%s' is not supported (gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, silu)",
-                     act);
-        return -1;
-    }
+        return NULL;
+    if (parse_activation(act, &c.act))
+        return PyErr_Format(PyExc_NotImplementedError,
+                            "hidden_act '%s' is not supported (gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, "
+                            "silu)",
+                            act);
     c.layer_norm_eps = (float)eps;
     vc_vit *m;
     vc_status st = vc_vit_create(&c, vc_backend_cpu(), &m);
-    if (st) {
-        vc_py_raise(st);
-        return -1;
-    }
-    vc_vit_free(self->model);
-    self->model = m;
-    self->cfg = c;
-    Py_XDECREF(self->bound);
-    self->bound = PyList_New(vc_vit_num_params(m));
-    if (!self->bound) return -1;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(self->bound); i++) {
-        Py_INCREF(Py_None);
-        PyList_SET_ITEM(self->bound, i, Py_None);
-    }
-    return 0;
-}
-
-static void vit_dealloc(PyViT *self) {
-    vc_vit_free(self->model);
-    Py_XDECREF(self->bound);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyObject *vit_param_specs(PyViT *self, PyObject *noargs) {
-    int n = vc_vit_num_params(self->model);
-    PyObject *list = PyList_New(n);
-    if (!list) return NULL;
-    for (int i = 0; i < n; i++) {
-        int ndim;
-        int64_t shape[4];
-        const char *name = vc_vit_param_name(self->model, i, &ndim, shape);
-        PyObject *shp = PyTuple_New(ndim);
-        if (!shp) goto fail;
-        for (int d = 0; d < ndim; d++) PyTuple_SET_ITEM(shp, d, PyLong_FromLongLong(shape[d]));
-        PyObject *item = Py_BuildValue("(sN)", name, shp);
-        if (!item) goto fail;
-        PyList_SET_ITEM(list, i, item);
-    }
-    return list;
-fail:
-    Py_DECREF(list);
-    return NULL;
-}
-
-static PyObject *vit_bind(PyViT *self, PyObject *args) {
-    int i;
-    PyObject *obj;
-    if (!PyArg_ParseTuple(args, "iO", &i, &obj)) return NULL;
-    if (i < 0 || i >= vc_vit_num_params(self->model)) return PyErr_Format(PyExc_IndexError, "slot %d", i);
-    int ndim;
-    int64_t shape[4];
-    const char *name = vc_vit_param_name(self->model, i, &ndim, shape);
-    if (!PyArray_Check(obj) || PyArray_TYPE((PyArrayObject *)obj) != NPY_FLOAT32 ||
-        !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)obj))
-        return PyErr_Format(PyExc_TypeError, "parameter %s must be a C-contiguous float32 array", name);
-    PyArrayObject *a = (PyArrayObject *)obj;
-    vc_status st = vc_vit_bind(self->model, i, (const float *)PyArray_DATA(a), (int64_t)PyArray_SIZE(a));
     if (st) return vc_py_raise(st);
-    Py_INCREF(obj);
-    PyList_SetItem(self->bound, i, obj); /* steals; drops the previous array */
-    Py_RETURN_NONE;
+    return vc_py_model_new(m, &vit_vtable);
 }
 
 static PyObject *new_f32(int nd, npy_intp *dims) { return PyArray_SimpleNew(nd, dims, NPY_FLOAT32); }
 
 /* forward(pixel_values, interpolate_pos_encoding, last_hidden, pooled, logits, hidden_states, attentions)
  * -> (last_hidden|None, pooled|None, logits|None, tuple|None, tuple|None) */
-static PyObject *vit_forward(PyViT *self, PyObject *args) {
-    PyObject *px_obj;
+static PyObject *vit_forward(PyObject *self, PyObject *args) {
+    PyObject *model_obj, *px_obj;
     int interp, want_last, want_pooled, want_logits, want_hidden, want_attn;
-    if (!PyArg_ParseTuple(args, "Opppppp", &px_obj, &interp, &want_last, &want_pooled, &want_logits, &want_hidden,
-                          &want_attn))
+    if (!PyArg_ParseTuple(args, "OOpppppp", &model_obj, &px_obj, &interp, &want_last, &want_pooled, &want_logits,
+                          &want_hidden, &want_attn))
         return NULL;
+    vc_vit *model = vc_py_model_get(model_obj, "vit");
+    if (!model) return NULL;
     PyArrayObject *px = vc_py_float_array(px_obj, "pixel_values", 4);
     if (!px) return NULL;
-    const vc_vit_config *c = &self->cfg;
+    const vc_vit_config *c = vc_vit_get_config(model);
     PyObject *last = NULL, *pooled = NULL, *logits = NULL, *hidden = NULL, *attn = NULL, *result = NULL;
     float **hidden_ptrs = NULL, **attn_ptrs = NULL;
     npy_intp *dims = PyArray_DIMS(px);
@@ -138,7 +82,7 @@ static PyObject *vit_forward(PyViT *self, PyObject *args) {
         goto done;
     }
     const int B = (int)dims[0], H = (int)dims[2], W = (int)dims[3];
-    const int T = vc_vit_num_tokens(self->model, H, W, interp);
+    const int T = vc_vit_num_tokens(model, H, W, interp);
     if (T < 0) {
         vc_py_raise(VC_ERR_ARG);
         goto done;
@@ -180,7 +124,7 @@ static PyObject *vit_forward(PyViT *self, PyObject *args) {
     }
     vc_status st;
     const float *pxd = PyArray_DATA(px);
-    Py_BEGIN_ALLOW_THREADS st = vc_vit_forward(self->model, pxd, B, H, W, interp, &out);
+    Py_BEGIN_ALLOW_THREADS st = vc_vit_forward(model, pxd, B, H, W, interp, &out);
     Py_END_ALLOW_THREADS if (st) {
         vc_py_raise(st);
         goto done;
@@ -204,30 +148,11 @@ done:
     return result;
 }
 
-static PyMethodDef vit_methods[] = {
-    {"param_specs", (PyCFunction)vit_param_specs, METH_NOARGS, "[(name, shape)] of every parameter slot."},
-    {"bind", (PyCFunction)vit_bind, METH_VARARGS, "bind(slot, float32 array): zero-copy."},
-    {"forward", (PyCFunction)vit_forward, METH_VARARGS, "Run the model (GIL released)."},
+static PyMethodDef methods[] = {
+    {"vit_new", (PyCFunction)(void (*)(void))vit_new, METH_VARARGS | METH_KEYWORDS, "A C ViT from its config."},
+    {"vit_forward", vit_forward, METH_VARARGS,
+     "vit_forward(model, px, interpolate, last, pooled, logits, hidden_states, attentions) (GIL released)"},
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject PyViTType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "visionc._C.ViT",
-    .tp_basicsize = sizeof(PyViT),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)vit_init,
-    .tp_dealloc = (destructor)vit_dealloc,
-    .tp_methods = vit_methods,
-    .tp_doc = "C ViT model: ViT(hidden_size, ..., layer_norm_eps)",
-};
-
-int vc_py_register_vit(PyObject *m) {
-    if (PyType_Ready(&PyViTType) < 0) return -1;
-    Py_INCREF(&PyViTType);
-    if (PyModule_AddObject(m, "ViT", (PyObject *)&PyViTType) < 0) {
-        Py_DECREF(&PyViTType);
-        return -1;
-    }
-    return 0;
-}
+int vc_py_register_vit(PyObject *m) { return PyModule_AddFunctions(m, methods); }

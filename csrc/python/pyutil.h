@@ -29,5 +29,7 @@ int vc_py_register_text(PyObject *m);
 int vc_py_register_generate(PyObject *m);
 int vc_py_register_vit(PyObject *m);
 int vc_py_register_ops(PyObject *m);
+int vc_py_register_convnext(PyObject *m);
+int vc_py_register_mobilevit(PyObject *m);
 
 #endif

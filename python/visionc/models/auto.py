@@ -6,16 +6,19 @@ from pathlib import Path
 
 from ..io import load_state_dict
 from .base import locate, read_json
-from . import vit
+from . import convnext, vit
 
 # family -> (base model class, image-classification class). Later families add themselves here.
 FAMILIES: dict[str, tuple] = {
     "vit": (vit.ViTModel, vit.ViTForImageClassification),
+    "convnext": (convnext.ConvNextModel, convnext.ConvNextForImageClassification),
 }
 
 # timm architecture name prefix -> family
 TIMM_PREFIXES: dict[str, str] = {
     "vit_": "vit",
+    "convnext_": "convnext",
+    "convnext": "convnext",
 }
 
 # a tensor name that identifies each family in a bare weights file
@@ -23,6 +26,9 @@ KEY_MARKERS: list[tuple[str, str]] = [
     ("patch_embed.proj.weight", "vit"),
     ("vit.embeddings.patch_embeddings.projection.weight", "vit"),
     ("embeddings.patch_embeddings.projection.weight", "vit"),
+    ("stages.0.blocks.0.conv_dw.weight", "convnext"),
+    ("convnext.embeddings.patch_embeddings.weight", "convnext"),
+    ("embeddings.patch_embeddings.weight", "convnext"),
 ]
 
 
@@ -73,3 +79,28 @@ class AutoModelForImageClassification:
         model = FAMILIES[fam][1].from_pretrained(source, **kwargs)
         model.name_or_path = str(name_or_path)
         return model
+
+
+class AutoBackbone:
+    """Multi-scale feature maps: AutoBackbone.from_pretrained(path, out_indices=(0, 1, 2, 3))(px)
+    returns a list of (B, C_i, H_i, W_i) maps, one per chosen stage, like timm's features_only."""
+
+    def __init__(self, model, out_indices):
+        self.model = model
+        self.out_indices = tuple(out_indices) if out_indices is not None else None
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, *, out_indices=None, revision=None, cache_dir=None, token=None,
+                        local_files_only=None, **kwargs):
+        model = AutoModel.from_pretrained(name_or_path, revision=revision, cache_dir=cache_dir, token=token,
+                                          local_files_only=local_files_only, **kwargs)
+        if not hasattr(model, "features"):
+            raise NotImplementedError(f"{type(model).__name__} has no multi-scale feature maps")
+        return cls(model, out_indices)
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def __call__(self, pixel_values) -> list:
+        return self.model.features(pixel_values, self.out_indices)

@@ -69,6 +69,62 @@ class PreTrainedModel:
         self.name_or_path: str | None = None
         self.local_dir: Path | None = None  # the directory it was loaded from (processor config lives there)
 
+    # Loading --------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, name_or_path, *, revision=None, cache_dir=None, token=None, local_files_only=None,
+                        **kwargs):
+        """Loads a local directory, a weights file, or a hub repo id (through the hub cache).
+
+        Keyword arguments that name config fields (id2label, ...) override the config; the
+        rest go to the family's constructor (e.g. add_pooling_layer)."""
+        directory, weights = locate(name_or_path, revision=revision, cache_dir=cache_dir, token=token,
+                                    local_files_only=local_files_only)
+        state = load_state_dict(weights)
+        raw = None
+        if directory is not None and (directory / "config.json").exists():
+            raw = read_json(directory / "config.json")
+        config, state, names = cls._prepare(state, raw, str(weights))
+        build_kwargs = {}
+        for k, v in kwargs.items():
+            if k == "id2label":
+                v = {int(i): str(n) for i, n in v.items()}
+            if hasattr(config, k) and not callable(getattr(config, k)):
+                setattr(config, k, v)
+            else:
+                build_kwargs[k] = v
+        model = cls._build(config, state, **build_kwargs)
+        model._load(state, str(weights), names)
+        model.name_or_path = str(name_or_path)
+        model.local_dir = directory
+        return model
+
+    @classmethod
+    def _prepare(cls, state: dict, raw_config: dict | None, source: str):
+        """(config, state with the C model's slot names, {slot name: checkpoint name})."""
+        raise NotImplementedError
+
+    @classmethod
+    def _build(cls, config, state: dict, **kwargs):
+        return cls(config, **kwargs)
+
+    def _load(self, state: dict, source: str, names: dict | None = None):
+        """Binds every C slot to its (checked, float32, contiguous) array: no copies for F32."""
+        names = names or {}
+        specs = self._c.param_specs()
+        missing = [n for n, _ in specs if n not in state]
+        if missing:
+            shown = names.get(missing[0], missing[0])
+            raise ValueError(f"{source}: missing tensor {shown}" +
+                             (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        for i, (name, shape) in enumerate(specs):
+            label = names.get(name, self._checkpoint_name(name))
+            arr = self._checked_array(label, state[name], shape, source)
+            self._c.bind(i, arr)
+            self._params[label] = arr
+
+    def _checkpoint_name(self, name: str) -> str:
+        return name
+
     # Parameters -----------------------------------------------------------------------
     def named_parameters(self):
         return list(self._params.items())
@@ -87,6 +143,8 @@ class PreTrainedModel:
         arr = value
         if not isinstance(arr, np.ndarray):
             raise TypeError(f"{source}: tensor {name} is not an array")
+        if arr.size == int(np.prod(shape)) and len(shape) == 2 and arr.ndim == 4 and arr.shape[2:] == (1, 1):
+            arr = arr.reshape(shape)  # a 1x1 convolution stored for a Linear slot: same memory
         if tuple(arr.shape) != tuple(shape):
             raise ValueError(f"{source}: tensor {name} has shape {tuple(arr.shape)}, but the config needs "
                              f"{tuple(shape)}")

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from .._native import _C
-from .base import PreTrainedModel, locate, parse_id2label, read_json
+from .base import PreTrainedModel, parse_id2label
 from .outputs import BaseModelOutputWithPooling, ImageClassifierOutput
-from ..io import load_state_dict
 
 
 @dataclass
@@ -158,57 +157,35 @@ class ViTModel(PreTrainedModel):
         super().__init__()
         self.config = config
         self.add_pooling_layer = add_pooling_layer and not self._with_head
-        self._c = _C.ViT(config.hidden_size, config.num_hidden_layers, config.num_attention_heads,
+        self._c = _C.vit_new(config.hidden_size, config.num_hidden_layers, config.num_attention_heads,
                          config.intermediate_size, config.patch_size, config.image_size, config.num_channels,
                          bool(config.qkv_bias), bool(self.add_pooling_layer),
                          int(config.pooler_output_size or config.hidden_size),
                          config.num_labels if self._with_head else 0, str(config.hidden_act),
                          float(config.layer_norm_eps))
-        self._specs = self._c.param_specs()
 
-    # Loading --------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, name_or_path, *, add_pooling_layer: bool | None = None, revision=None,
-                        cache_dir=None, token=None, local_files_only=None, **config_overrides):
-        directory, weights = locate(name_or_path, revision=revision, cache_dir=cache_dir, token=token,
-                                    local_files_only=local_files_only)
-        state = load_state_dict(weights)
-        raw = read_json(directory / "config.json") if directory and (directory / "config.json").exists() else None
+    def _prepare(cls, state, raw, source):
         if is_timm_vit(state):
-            config = timm_config(state, raw, str(weights))
-            state = timm_to_hf(state, str(weights))
-        elif raw is None:
-            raise FileNotFoundError(f"{weights}: no config.json beside it (needed for transformers checkpoints)")
-        else:
-            mt = raw.get("model_type")
-            if mt not in (None, "vit"):
-                raise ValueError(f"{directory / 'config.json'}: model_type '{mt}' is not a ViT")
-            config = ViTConfig.from_dict(raw, str(directory / "config.json"))
-        for k, v in config_overrides.items():
-            if k == "id2label":
-                v = {int(i): str(n) for i, n in v.items()}
-            if not hasattr(config, k):
-                raise TypeError(f"unknown config argument {k}")
-            setattr(config, k, v)
-        state = _strip_prefix(state)
+            return timm_config(state, raw, source), timm_to_hf(state, source), {}
+        if raw is None:
+            raise FileNotFoundError(f"{source}: no config.json beside it (needed for transformers checkpoints)")
+        mt = raw.get("model_type")
+        if mt not in (None, "vit"):
+            raise ValueError(f"{source}: config.json model_type '{mt}' is not a ViT")
+        return ViTConfig.from_dict(raw, "config.json"), _strip_prefix(state), {}
+
+    @classmethod
+    def _build(cls, config, state, add_pooling_layer: bool | None = None):
+        if cls._with_head:
+            return cls(config)
         if add_pooling_layer is None:
             add_pooling_layer = "pooler.dense.weight" in state
-        model = cls(config, add_pooling_layer=add_pooling_layer) if not cls._with_head else cls(config)
-        model._load(state, str(weights))
-        model.name_or_path = str(name_or_path)
-        model.local_dir = directory
-        model.source_format = "timm" if "timm_architecture" in config.extra else "transformers"
-        return model
+        return cls(config, add_pooling_layer=add_pooling_layer)
 
-    def _load(self, state: dict, source: str):
-        missing = [n for n, _ in self._specs if n not in state]
-        if missing:
-            raise ValueError(f"{source}: missing tensor {missing[0]}" +
-                             (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-        for i, (name, shape) in enumerate(self._specs):
-            arr = self._checked_array(name, state[name], shape, source)
-            self._c.bind(i, arr)
-            self._params[self._checkpoint_name(name)] = arr
+    @property
+    def source_format(self) -> str:
+        return "timm" if "timm_architecture" in self.config.extra else "transformers"
 
     def _checkpoint_name(self, name: str) -> str:
         """Names as transformers saves this class: ViTForImageClassification prefixes 'vit.'."""
@@ -220,7 +197,7 @@ class ViTModel(PreTrainedModel):
     def _run(self, pixel_values, interpolate_pos_encoding, want_pooled, want_logits, output_hidden_states,
              output_attentions):
         px = self._pixel_values(pixel_values, self.config.num_channels)
-        return self._c.forward(px, bool(interpolate_pos_encoding), True, want_pooled, want_logits,
+        return _C.vit_forward(self._c, px, bool(interpolate_pos_encoding), True, want_pooled, want_logits,
                                bool(output_hidden_states), bool(output_attentions))
 
     def __call__(self, pixel_values, output_hidden_states: bool = False, output_attentions: bool = False,

@@ -1,0 +1,211 @@
+"""ConvNeXt: timm checkpoints (convnext_atto ... convnext_xxlarge, any depths and widths read
+from the weights) and transformers' ConvNextModel / ConvNextForImageClassification, on the C
+ConvNeXt (csrc/models/convnext.c). The C model uses timm's tensor names; transformers names are
+mapped onto them by one table."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._native import _C
+from .base import PreTrainedModel, parse_id2label
+from .outputs import ImageClassifierOutput, ModelOutput
+
+
+class BaseModelOutputWithPoolingAndNoAttention(ModelOutput):
+    _fields = ("last_hidden_state", "pooler_output", "hidden_states")
+
+
+class ImageClassifierOutputWithNoAttention(ModelOutput):
+    _fields = ("loss", "logits", "hidden_states")
+
+
+@dataclass
+class ConvNextConfig:
+    depths: list = field(default_factory=lambda: [3, 3, 9, 3])
+    hidden_sizes: list = field(default_factory=lambda: [96, 192, 384, 768])
+    num_channels: int = 3
+    patch_size: int = 4
+    kernel_size: int = 7
+    mlp_ratio: int = 4
+    layer_scale: bool = True
+    norm_eps: float = 1e-6       # stem, downsample and block norms (fixed at 1e-6 by both libraries)
+    head_norm_eps: float = 1e-6  # timm: 1e-6; transformers: config.layer_norm_eps
+    image_size: int = 224
+    id2label: dict = field(default_factory=dict)
+    model_type: str = "convnext"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.id2label)
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.depths)
+
+
+# transformers ConvNext key -> timm key (the C model's names)
+_HF_TO_TIMM = [
+    (r"^embeddings\.patch_embeddings\.", "stem.0."),
+    (r"^embeddings\.layernorm\.", "stem.1."),
+    (r"^encoder\.stages\.(\d+)\.downsampling_layer\.(\d)\.", r"stages.\1.downsample.\2."),
+    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.dwconv\.", r"stages.\1.blocks.\2.conv_dw."),
+    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.layernorm\.", r"stages.\1.blocks.\2.norm."),
+    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.pwconv1\.", r"stages.\1.blocks.\2.mlp.fc1."),
+    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.pwconv2\.", r"stages.\1.blocks.\2.mlp.fc2."),
+    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.layer_scale_parameter$", r"stages.\1.blocks.\2.gamma"),
+    (r"^layernorm\.", "head.norm."),
+    (r"^classifier\.", "head.fc."),
+]
+
+
+def is_timm_convnext(state: dict) -> bool:
+    return "stem.0.weight" in state and "stages.0.blocks.0.conv_dw.weight" in state
+
+
+def _shape_config(state: dict, source: str) -> dict:
+    """Depths, widths, kernel and MLP ratio of timm-named weights."""
+    bad = [k for k in state if ".grn." in k or k.startswith("norm_pre.") or k.startswith("head.pre_logits")]
+    if bad:
+        raise NotImplementedError(f"{source}: this ConvNeXt variant is not supported (has {bad[0]})")
+    stages = sorted({int(k.split(".")[1]) for k in state if k.startswith("stages.")})
+    if stages != list(range(len(stages))):
+        raise ValueError(f"{source}: stage numbers {stages} are not consecutive")
+    depths, dims = [], []
+    for i in stages:
+        blocks = {int(k.split(".")[3]) for k in state if k.startswith(f"stages.{i}.blocks.")}
+        depths.append(len(blocks))
+        if f"stages.{i}.blocks.0.conv_dw.weight" in state:
+            dims.append(int(state[f"stages.{i}.blocks.0.conv_dw.weight"].shape[0]))
+        elif f"stages.{i}.downsample.1.weight" in state:
+            dims.append(int(state[f"stages.{i}.downsample.1.weight"].shape[0]))
+        else:
+            raise ValueError(f"{source}: cannot tell the width of stage {i}")
+    dw = state["stages.0.blocks.0.conv_dw.weight"]
+    stem = state["stem.0.weight"]
+    if stem.shape[2] != stem.shape[3]:
+        raise NotImplementedError(f"{source}: non-square stem kernel {tuple(stem.shape)}")
+    fc1 = state["stages.0.blocks.0.mlp.fc1.weight"]
+    if fc1.shape[0] % dims[0]:
+        raise ValueError(f"{source}: mlp.fc1 rows {fc1.shape[0]} are not a multiple of the width {dims[0]}")
+    return dict(depths=depths, hidden_sizes=dims, num_channels=int(stem.shape[1]), patch_size=int(stem.shape[2]),
+                kernel_size=int(dw.shape[-1]), mlp_ratio=int(fc1.shape[0] // dims[0]),
+                layer_scale="stages.0.blocks.0.gamma" in state)
+
+
+def hf_to_timm(state: dict) -> tuple[dict, dict]:
+    out, names = {}, {}
+    for k, v in state.items():
+        key = k[len("convnext."):] if k.startswith("convnext.") else k
+        for pat, rep in _HF_TO_TIMM:
+            if re.match(pat, key):
+                key = re.sub(pat, rep, key)
+                break
+        out[key] = v
+        names[key] = k
+    return out, names
+
+
+class ConvNextModel(PreTrainedModel):
+    """ConvNeXt without its classifier: last_hidden_state (B, C, h, w), pooler_output (B, C)
+    (global average pool + layer norm), hidden_states (stem output, then every stage)."""
+
+    _with_head = False
+
+    def __init__(self, config: ConvNextConfig):
+        super().__init__()
+        self.config = config
+        self._c = _C.convnext_new(list(config.depths), list(config.hidden_sizes), config.num_channels,
+                                  config.patch_size, config.kernel_size, config.mlp_ratio, bool(config.layer_scale),
+                                  config.num_labels if self._with_head else 0, float(config.norm_eps),
+                                  float(config.head_norm_eps))
+
+    @classmethod
+    def _prepare(cls, state, raw, source):
+        raw = raw or {}
+        if is_timm_convnext(state):
+            shape = _shape_config(state, source)
+            pre = raw.get("pretrained_cfg", {}) or {}
+            n = int(state["head.fc.weight"].shape[0]) if "head.fc.weight" in state else 0
+            labels = raw.get("label_names") or pre.get("label_names")
+            id2label = {i: (labels[i] if labels and i < len(labels) else f"LABEL_{i}") for i in range(n)}
+            size = (pre.get("input_size") or [3, 224, 224])[-1]
+            cfg = ConvNextConfig(**shape, norm_eps=1e-6, head_norm_eps=1e-6, image_size=int(size), id2label=id2label,
+                                 extra={"timm_architecture": raw.get("architecture", "convnext")})
+            return cfg, state, {}
+        mt = raw.get("model_type")
+        if mt != "convnext":
+            raise ValueError(f"{source}: not a ConvNeXt checkpoint (model_type {mt!r})")
+        if raw.get("hidden_act", "gelu") != "gelu":
+            raise NotImplementedError(f"{source}: hidden_act {raw['hidden_act']!r} (only gelu)")
+        timm_state, names = hf_to_timm(state)
+        shape = _shape_config(timm_state, source)
+        for key, want in (("depths", shape["depths"]), ("hidden_sizes", shape["hidden_sizes"])):
+            if key in raw and list(raw[key]) != want:
+                raise ValueError(f"{source}: config.json {key} {raw[key]} disagrees with the weights ({want})")
+        cfg = ConvNextConfig(**shape, norm_eps=1e-6, head_norm_eps=float(raw.get("layer_norm_eps", 1e-12)),
+                             image_size=int(raw.get("image_size", 224)), id2label=parse_id2label(raw),
+                             extra={k: v for k, v in raw.items() if k not in ("id2label", "label2id")})
+        return cfg, timm_state, names
+
+    @property
+    def source_format(self) -> str:
+        return "timm" if "timm_architecture" in self.config.extra else "transformers"
+
+    def _run(self, pixel_values, stages=(), pooled=False, logits=False, stem=False):
+        px = self._pixel_values(pixel_values, self.config.num_channels)
+        return _C.convnext_forward(self._c, px, tuple(stages), pooled, logits, stem)
+
+    def __call__(self, pixel_values, output_hidden_states: bool = False, return_dict: bool = True):
+        n = self.config.num_stages
+        stages = tuple(range(n)) if output_hidden_states else (n - 1,)
+        maps, pooled, _, stem = self._run(pixel_values, stages, pooled=True, stem=output_hidden_states)
+        out = BaseModelOutputWithPoolingAndNoAttention(
+            last_hidden_state=maps[-1], pooler_output=pooled,
+            hidden_states=(stem, *maps) if output_hidden_states else None)
+        return out if return_dict else out.to_tuple()
+
+    forward = __call__
+
+    def features(self, pixel_values, out_indices=None) -> list:
+        """Feature maps of the chosen stages, (B, C_i, H_i, W_i) each, like timm's features_only."""
+        n = self.config.num_stages
+        idx = tuple(range(n)) if out_indices is None else tuple(int(i) % n if -n <= int(i) < n else int(i)
+                                                                  for i in out_indices)
+        order = sorted(set(idx))
+        maps, _, _, _ = self._run(pixel_values, order)
+        by_stage = dict(zip(order, maps))
+        return [by_stage[i] for i in idx]
+
+    def embed(self, pixel_values, pooling: str = "mean", normalize: bool = False) -> np.ndarray:
+        """(B, C): the head's pooled features (global average pool + norm)."""
+        if pooling != "mean":
+            raise ValueError("ConvNeXt embeddings are mean-pooled (pooling='mean')")
+        _, emb, _, _ = self._run(pixel_values, (), pooled=True)
+        if normalize:
+            emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return emb
+
+
+class ConvNextForImageClassification(ConvNextModel):
+    _with_head = True
+
+    def __init__(self, config: ConvNextConfig):
+        if config.num_labels <= 0:
+            raise ValueError("ConvNextForImageClassification needs a classifier head (num_labels > 0)")
+        super().__init__(config)
+
+    def __call__(self, pixel_values, labels=None, output_hidden_states: bool = False, return_dict: bool = True):
+        from .vit import cross_entropy
+        n = self.config.num_stages
+        maps, _, logits, stem = self._run(pixel_values, tuple(range(n)) if output_hidden_states else (),
+                                          logits=True, stem=output_hidden_states)
+        loss = cross_entropy(logits, labels, self.config.num_labels) if labels is not None else None
+        out = ImageClassifierOutputWithNoAttention(loss=loss, logits=logits,
+                                                   hidden_states=(stem, *maps) if output_hidden_states else None)
+        return out if return_dict else out.to_tuple()
+
+    forward = __call__
