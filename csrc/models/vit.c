@@ -16,17 +16,13 @@
 #include "core/arena_pool.h"
 #include "models/params.h"
 
-typedef struct {
-    const float *ln1_w, *ln1_b, *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
-    const float *ln2_w, *ln2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
-} vit_layer;
 
 struct vc_vit {
     vc_vit_config cfg;
     const vc_backend *be;
     const float *cls_token, *pos_embed, *patch_w, *patch_b, *ln_w, *ln_b;
     const float *pool_w, *pool_b, *cls_w, *cls_b;
-    vit_layer *layers;
+    vc_encoder_layer *layers;
     vc_param_table params;
     vc_arena_pool arenas;
 };
@@ -79,25 +75,8 @@ vc_status vc_vit_create(const vc_vit_config *cfg, const vc_backend *be, vc_vit *
     SLOT(m->pos_embed, VC_SHAPE3(1, T, C), "embeddings.position_embeddings");
     SLOT(m->patch_w, VC_SHAPE4(C, c->num_channels, P, P), "embeddings.patch_embeddings.projection.weight");
     SLOT(m->patch_b, VC_SHAPE1(C), "embeddings.patch_embeddings.projection.bias");
-    for (l = 0; l < c->num_layers; l++) {
-        vit_layer *y = &m->layers[l];
-        SLOT(y->ln1_w, VC_SHAPE1(C), "encoder.layer.%d.layernorm_before.weight");
-        SLOT(y->ln1_b, VC_SHAPE1(C), "encoder.layer.%d.layernorm_before.bias");
-        SLOT(y->q_w, VC_SHAPE2(C, C), "encoder.layer.%d.attention.attention.query.weight");
-        if (c->qkv_bias) SLOT(y->q_b, VC_SHAPE1(C), "encoder.layer.%d.attention.attention.query.bias");
-        SLOT(y->k_w, VC_SHAPE2(C, C), "encoder.layer.%d.attention.attention.key.weight");
-        if (c->qkv_bias) SLOT(y->k_b, VC_SHAPE1(C), "encoder.layer.%d.attention.attention.key.bias");
-        SLOT(y->v_w, VC_SHAPE2(C, C), "encoder.layer.%d.attention.attention.value.weight");
-        if (c->qkv_bias) SLOT(y->v_b, VC_SHAPE1(C), "encoder.layer.%d.attention.attention.value.bias");
-        SLOT(y->o_w, VC_SHAPE2(C, C), "encoder.layer.%d.attention.output.dense.weight");
-        SLOT(y->o_b, VC_SHAPE1(C), "encoder.layer.%d.attention.output.dense.bias");
-        SLOT(y->ln2_w, VC_SHAPE1(C), "encoder.layer.%d.layernorm_after.weight");
-        SLOT(y->ln2_b, VC_SHAPE1(C), "encoder.layer.%d.layernorm_after.bias");
-        SLOT(y->fc1_w, VC_SHAPE2(I, C), "encoder.layer.%d.intermediate.dense.weight");
-        SLOT(y->fc1_b, VC_SHAPE1(I), "encoder.layer.%d.intermediate.dense.bias");
-        SLOT(y->fc2_w, VC_SHAPE2(C, I), "encoder.layer.%d.output.dense.weight");
-        SLOT(y->fc2_b, VC_SHAPE1(C), "encoder.layer.%d.output.dense.bias");
-    }
+    for (l = 0; l < c->num_layers; l++)
+        vc_encoder_layer_slots(&m->params, &m->layers[l], "encoder.layer.%d.", l, (int)C, (int)I, c->qkv_bias);
     SLOT(m->ln_w, VC_SHAPE1(C), "layernorm.weight");
     SLOT(m->ln_b, VC_SHAPE1(C), "layernorm.bias");
     if (c->has_pooler) {
@@ -199,41 +178,24 @@ static void interpolate_pos(float *dst, const float *src, int S, int gh, int gw,
 
 /* ---- activation memory ---- */
 
-typedef struct {
-    float *x, *h, *q, *k, *v, *ctx, *mlp, *patch_scratch, *attn_scratch, *pos, *cls_rows;
-} vit_buffers;
+/* Activation buffers: the residual stream x, the encoder layer's scratch, the im2col
+ * scratch, interpolated position embeddings and the class-token rows. */
+enum { NBUF = 11 };
 
-static void buffer_sizes(const vc_vit *m, int B, int T, int Hi, int Wi, size_t sz[11]) {
+static vc_status carve(vc_vit *m, vc_arena *a, int B, int T, int Hi, int Wi, float **x, vc_encoder_scratch *s,
+                       float **patch_scratch, float **pos, float **cls_rows) {
     const vc_vit_config *c = &m->cfg;
-    const size_t BT = (size_t)B * T, C = c->hidden_size;
-    const size_t P = c->patch_size;
+    const size_t C = c->hidden_size, P = c->patch_size;
     const size_t G = (size_t)(Hi / c->patch_size) * (Wi / c->patch_size);
-    sz[0] = BT * C;                                  /* x: residual stream */
-    sz[1] = BT * C;                                  /* h: normed */
-    sz[2] = sz[3] = sz[4] = BT * C;                  /* q, k, v */
-    sz[5] = BT * C;                                  /* ctx: attention output */
-    sz[6] = BT * c->intermediate_size;               /* mlp */
-    sz[7] = (size_t)B * G * c->num_channels * P * P; /* im2col */
-    sz[8] = m->be->attention_scratch(B, T, c->num_heads);
-    sz[9] = (size_t)T * C;                           /* interpolated position embeddings */
-    sz[10] = (size_t)B * C;                          /* class-token rows */
-}
-
-static vc_status carve(vc_arena *a, const size_t sz[11], vit_buffers *buf) {
-    float **const ptrs[11] = {&buf->x, &buf->h, &buf->q, &buf->k, &buf->v, &buf->ctx, &buf->mlp,
-                              &buf->patch_scratch, &buf->attn_scratch, &buf->pos, &buf->cls_rows};
-    return vc_arena_carve(a, 11, sz, ptrs);
-}
-
-static void apply_activation(const vc_backend *be, vc_activation act, float *x, size_t n) {
-    switch (act) {
-    case VC_ACT_GELU: be->gelu(x, n); break;
-    case VC_ACT_GELU_TANH: be->gelu_tanh(x, n); break;
-    case VC_ACT_SILU: be->silu(x, n); break;
-    case VC_ACT_RELU:
-        for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.f ? x[i] : 0.f;
-        break;
-    }
+    size_t sz[NBUF];
+    sz[0] = (size_t)B * T * C;
+    vc_encoder_scratch_sizes(m->be, B, T, (int)C, c->intermediate_size, c->num_heads, sz + 1);
+    sz[8] = (size_t)B * G * c->num_channels * P * P;
+    sz[9] = (size_t)T * C;
+    sz[10] = (size_t)B * C;
+    float **const ptrs[NBUF] = {x, &s->h, &s->q, &s->k, &s->v, &s->ctx, &s->mlp, &s->attn_scratch,
+                                patch_scratch, pos, cls_rows};
+    return vc_arena_carve(a, NBUF, sz, ptrs);
 }
 
 vc_status vc_vit_forward(vc_vit *m, const float *px, int B, int Hi, int Wi, int interpolate,
@@ -247,15 +209,16 @@ vc_status vc_vit_forward(vc_vit *m, const float *px, int B, int Hi, int Wi, int 
     const int T = vc_vit_num_tokens(m, Hi, Wi, interpolate);
     if (T < 0) return VC_ERR_ARG;
 
-    const int C = c->hidden_size, NH = c->num_heads, D = C / NH, I = c->intermediate_size;
+    const int C = c->hidden_size, NH = c->num_heads, I = c->intermediate_size;
     const int gh = Hi / c->patch_size, gw = Wi / c->patch_size;
     const size_t BT = (size_t)B * T;
-    size_t sz[11];
-    buffer_sizes(m, B, T, Hi, Wi, sz);
     vc_arena *arena = vc_arena_pool_take(&m->arenas);
     if (!arena) return VC_ERR_MEMORY;
-    vit_buffers buf;
-    vc_status st = carve(arena, sz, &buf);
+    struct {
+        float *x, *patch_scratch, *pos, *cls_rows;
+    } buf;
+    vc_encoder_scratch scratch;
+    vc_status st = carve(m, arena, B, T, Hi, Wi, &buf.x, &scratch, &buf.patch_scratch, &buf.pos, &buf.cls_rows);
     if (st) {
         vc_arena_pool_give(&m->arenas, arena);
         return st;
@@ -281,22 +244,12 @@ vc_status vc_vit_forward(vc_vit *m, const float *px, int B, int Hi, int Wi, int 
     if (out->hidden_states) memcpy(out->hidden_states[0], buf.x, sizeof(float) * BT * C);
 
     for (int l = 0; l < c->num_layers; l++) {
-        const vit_layer *y = &m->layers[l];
-        be->layernorm(buf.h, buf.x, y->ln1_w, y->ln1_b, BT, C, c->layer_norm_eps);
-        be->linear(buf.q, buf.h, y->q_w, y->q_b, (int)BT, C, C, 0);
-        be->linear(buf.k, buf.h, y->k_w, y->k_b, (int)BT, C, C, 0);
-        be->linear(buf.v, buf.h, y->v_w, y->v_b, (int)BT, C, C, 0);
-        be->attention(buf.ctx, C, buf.q, buf.k, buf.v, C, B, T, NH, D, out->attentions ? out->attentions[l] : NULL,
-                      buf.attn_scratch);
-        be->linear(buf.x, buf.ctx, y->o_w, y->o_b, (int)BT, C, C, 1); /* residual fused */
-        be->layernorm(buf.h, buf.x, y->ln2_w, y->ln2_b, BT, C, c->layer_norm_eps);
-        be->linear(buf.mlp, buf.h, y->fc1_w, y->fc1_b, (int)BT, I, C, 0);
-        apply_activation(be, c->act, buf.mlp, BT * I);
-        be->linear(buf.x, buf.mlp, y->fc2_w, y->fc2_b, (int)BT, C, I, 1); /* residual fused */
+        vc_encoder_layer_forward(be, &m->layers[l], buf.x, B, T, C, NH, I, c->act, c->layer_norm_eps, &scratch,
+                                 out->attentions ? out->attentions[l] : NULL);
         if (out->hidden_states) memcpy(out->hidden_states[l + 1], buf.x, sizeof(float) * BT * C);
     }
 
-    float *final = out->last_hidden ? out->last_hidden : buf.h;
+    float *final = out->last_hidden ? out->last_hidden : scratch.h;
     be->layernorm(final, buf.x, m->ln_w, m->ln_b, BT, C, c->layer_norm_eps);
     for (int b = 0; b < B; b++) memcpy(buf.cls_rows + (size_t)b * C, final + (size_t)b * T * C, sizeof(float) * C);
     if (out->logits) be->linear(out->logits, buf.cls_rows, m->cls_w, m->cls_b, B, c->num_labels, C, 0);

@@ -10,10 +10,9 @@
 
 #include <stdint.h>
 
+#include "models/encoder_layer.h"
 #include "ops/backend.h"
 #include "vc.h"
-
-typedef enum { VC_ACT_GELU = 0, VC_ACT_GELU_TANH, VC_ACT_RELU, VC_ACT_SILU } vc_activation;
 
 typedef struct {
     int hidden_size, num_layers, num_heads, intermediate_size;
