@@ -1,5 +1,7 @@
 #include "python/pyutil.h"
 
+#include <string.h>
+
 PyObject *vc_py_raise(vc_status s) {
     PyObject *type;
     switch (s) {
@@ -10,7 +12,13 @@ PyObject *vc_py_raise(vc_status s) {
     case VC_ERR_INTERNAL: type = PyExc_RuntimeError; break;
     default: type = PyExc_ValueError; break;
     }
-    PyErr_SetString(type, vc_last_error());
+    /* Messages may quote bytes from a file, or end mid-character where they were cut to
+     * length: decode leniently so the real error is never replaced by a UnicodeDecodeError. */
+    const char *msg = vc_last_error();
+    PyObject *text = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "backslashreplace");
+    if (!text) return NULL;
+    PyErr_SetObject(type, text);
+    Py_DECREF(text);
     return NULL;
 }
 
