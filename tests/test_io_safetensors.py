@@ -195,23 +195,30 @@ def test_save_replaces_atomically_and_reports_errors(tmp_path):
     assert arr.tolist() == [0.0, 0.0] and _C.safetensors_load(str(path))[0]["a"].tolist() == [1.0, 1.0]
 
 
-def test_killed_save_leaves_old_file(tmp_path):
-    """A save killed mid-write (SIGXFSZ from a file-size limit) never leaves a partial file
-    under the final name."""
+@pytest.mark.parametrize("killed", [True, False])
+def test_interrupted_save_leaves_old_file(tmp_path, killed):
+    """A file-size limit stops the save mid-write: either SIGXFSZ kills the process (killed=True:
+    the default action, which Python normally ignores) or write() fails with EFBIG (the error
+    path must delete its temporary). Either way the final name still holds the old file."""
     path = tmp_path / "k.safetensors"
     _C.safetensors_save(str(path), {"a": np.arange(4, dtype=np.float32)})
     old = sha(path)
     code = (
-        "import resource, numpy as np\n"
+        "import resource, signal, numpy as np\n"
         "from visionc import _C\n"
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (100000, 100000))\n"
+        + ("signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n" if killed else "")
+        + "resource.setrlimit(resource.RLIMIT_FSIZE, (100000, 100000))\n"
         f"_C.safetensors_save({str(path)!r}, {{'a': np.zeros(1000000, np.float32)}})\n"
     )
     r = run_isolated(code)
-    assert r.returncode != 0  # killed by SIGXFSZ (or failed with EFBIG)
     assert sha(path) == old
-    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "k.safetensors"]
-    assert all(".tmp." in n for n in leftovers)
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name != "k.safetensors")
+    if killed:
+        assert r.returncode == -25  # SIGXFSZ
+        assert len(leftovers) == 1 and leftovers[0].startswith("k.safetensors.tmp.")  # the half file, aside
+    else:
+        assert r.returncode == 1 and "k.safetensors: write failed" in r.stderr
+        assert leftovers == []
 
 
 # ---- malformed files ----

@@ -39,6 +39,8 @@ vc_status vc_json_parse(const char *text, size_t len, int max_depth, vc_json **o
 /* Frees the tree whose root is `root` (NULL is fine). Only the root may be freed. */
 void vc_json_free(vc_json *root);
 
+/* Accessors below accept NULL (answering 0 / NULL), so lookups chain without checks:
+ * vc_json_int64(vc_json_at(vc_json_get(obj, "shape"), 0), &d). vc_json_type_of needs a node. */
 vc_json_type vc_json_type_of(const vc_json *v);
 const char *vc_json_type_name(vc_json_type t);
 static inline int vc_json_is(const vc_json *v, vc_json_type t) { return v && vc_json_type_of(v) == t; }
