@@ -192,7 +192,8 @@ typedef struct {
 } mv_plan;
 
 typedef struct {
-    const vc_backend *be; /* NULL: only record sizes into plan */
+    const vc_backend *be;
+    int sizing; /* 1: only record buffer sizes into plan; 0: compute */
     mv_plan *plan;
     int B;
     float *x, *t1, *t2, *t3, *conv_scratch;
@@ -206,18 +207,14 @@ static void note(size_t *slot, size_t v) {
 /* out = act(conv(in)); returns the output size through *h, *w. */
 static void conv(mv_ctx *c, const mv_conv *cv, float *out, const float *in, int *h, int *w, int act) {
     const int ho = conv_out(cv, *h), wo = conv_out(cv, *w), pad = cv->k / 2;
-    if (!c->be) {
+    if (c->sizing) {
         note(&c->plan->map, (size_t)c->B * cv->cout * ho * wo);
-        note(&c->plan->conv, 0);
+        note(&c->plan->conv, c->be->conv2d_scratch(c->B, cv->cin, *h, *w, cv->cout, cv->k, cv->k, cv->stride,
+                                                   cv->stride, pad, pad, 1, 1, cv->groups));
     } else {
         c->be->conv2d(out, in, cv->w, cv->b, c->B, cv->cin, *h, *w, cv->cout, cv->k, cv->k, cv->stride, cv->stride,
                       pad, pad, 1, 1, cv->groups, c->conv_scratch);
         if (act) c->be->silu(out, (size_t)c->B * cv->cout * ho * wo);
-    }
-    if (!c->be) {
-        /* conv2d_scratch needs a backend; the CPU one is the same for every backend's sizing. */
-        note(&c->plan->conv, vc_backend_cpu()->conv2d_scratch(c->B, cv->cin, *h, *w, cv->cout, cv->k, cv->k,
-                                                              cv->stride, cv->stride, pad, pad, 1, 1, cv->groups));
     }
     *h = ho, *w = wo;
 }
@@ -228,7 +225,7 @@ static void inverted_residual(mv_ctx *c, const mv_ir *ir, int *h, int *w) {
     conv(c, &ir->expand, c->t1, c->x, &hh, &ww, 1);
     conv(c, &ir->dw, c->t2, c->t1, &hh, &ww, 1);
     conv(c, &ir->reduce, c->t1, c->t2, &hh, &ww, 0);
-    if (c->be) {
+    if (!c->sizing) {
         const size_t n = (size_t)c->B * ir->reduce.cout * hh * ww;
         if (ir->residual)
             c->be->add(c->x, c->x, c->t1, n);
@@ -250,11 +247,11 @@ static void mobilevit_block(mv_ctx *c, const mv_block *k, const vc_mobilevit_con
     const int he = (hh + 1) / 2 * 2, we = (ww + 1) / 2 * 2; /* next multiple of the patch size */
     const int resized = he != hh || we != ww;
     const int N = (he / 2) * (we / 2), S = 4 * B;       /* S sequences of N tokens */
-    if (!c->be) {
+    if (c->sizing) {
         note(&c->plan->map, (size_t)B * d * he * we);
         note(&c->plan->tokens, (size_t)S * N * d);
         note(&c->plan->mlp, (size_t)S * N * k->mlp);
-        note(&c->plan->attn, vc_backend_cpu()->attention_scratch(S, N, cfg->num_heads));
+        note(&c->plan->attn, c->be->attention_scratch(S, N, cfg->num_heads));
         note(&c->plan->map, (size_t)B * 2 * k->C * hh * ww);
     } else {
         const vc_backend *be = c->be;
@@ -274,7 +271,7 @@ static void mobilevit_block(mv_ctx *c, const mv_block *k, const vc_mobilevit_con
         if (resized) be->resize_bilinear(c->t2, c->t1, B, d, he, we, hh, ww);
     }
     conv(c, &k->proj, c->t1, c->t2, &hh, &ww, 1);      /* [B, C, h, w] */
-    if (c->be) c->be->concat_channels(c->t3, c->x, k->C, c->t1, k->C, B, (size_t)hh * ww);
+    if (!c->sizing) c->be->concat_channels(c->t3, c->x, k->C, c->t1, k->C, B, (size_t)hh * ww);
     conv(c, &k->fusion, c->x, c->t3, &hh, &ww, 1);
     *h = hh, *w = ww;
 }
@@ -283,23 +280,23 @@ static void walk(mv_ctx *c, const vc_mobilevit *m, const float *px, int H, int W
                  float *pooled) {
     const vc_mobilevit_config *cfg = &m->cfg;
     int h = H, w = W;
-    if (!c->be) note(&c->plan->map, (size_t)c->B * cfg->num_channels * H * W);
+    if (c->sizing) note(&c->plan->map, (size_t)c->B * cfg->num_channels * H * W);
     conv(c, &m->stem, c->x, px, &h, &w, 1);
     inverted_residual(c, &m->ir0[0], &h, &w);
-    if (c->be && out->stage_maps && out->stage_maps[0])
+    if (!c->sizing && out->stage_maps && out->stage_maps[0])
         memcpy(out->stage_maps[0], c->x, sizeof(float) * c->B * cfg->neck[1] * h * w);
     for (int j = 0; j < 3; j++) inverted_residual(c, &m->ir1[j], &h, &w);
-    if (c->be && out->stage_maps && out->stage_maps[1])
+    if (!c->sizing && out->stage_maps && out->stage_maps[1])
         memcpy(out->stage_maps[1], c->x, sizeof(float) * c->B * cfg->neck[2] * h * w);
     for (int b = 0; b < 3; b++) {
         mobilevit_block(c, &m->blocks[b], cfg, &h, &w);
-        if (c->be && out->stage_maps && out->stage_maps[b + 2])
+        if (!c->sizing && out->stage_maps && out->stage_maps[b + 2])
             memcpy(out->stage_maps[b + 2], c->x, sizeof(float) * c->B * cfg->neck[b + 3] * h * w);
     }
     if (!(out->last_hidden || out->pooled || out->logits)) return;
     float *last = out->last_hidden ? out->last_hidden : c->t1;
     conv(c, &m->exp, last, c->x, &h, &w, 1);
-    if (!c->be) return;
+    if (c->sizing) return;
     const int C = cfg->neck[6];
     c->be->global_avg_pool(pooled, last, c->B, C, (size_t)h * w);
     if (out->pooled) memcpy(out->pooled, pooled, sizeof(float) * c->B * C);
@@ -316,31 +313,22 @@ vc_status vc_mobilevit_forward(vc_mobilevit *m, const float *px, int B, int H, i
     if ((size_t)H * W > ((size_t)1 << 26)) return vc_fail(VC_ERR_ARG, "input %dx%d is too large", H, W);
 
     mv_plan plan = {0};
-    mv_ctx c = {.be = NULL, .plan = &plan, .B = B};
+    mv_ctx c = {.be = m->be, .sizing = 1, .plan = &plan, .B = B};
     walk(&c, m, px, H, W, out, NULL);
-    int maxd = 0, maxmlp = 0;
-    for (int b = 0; b < 3; b++) {
-        if (m->blocks[b].d > maxd) maxd = m->blocks[b].d;
-        if (m->blocks[b].mlp > maxmlp) maxmlp = m->blocks[b].mlp;
-    }
-    (void)maxd, (void)maxmlp;
     float *pooled;
-    const size_t sizes[12] = {plan.map, plan.map, plan.map, plan.map, plan.conv, plan.tokens, plan.tokens,
-                              plan.tokens, plan.tokens, plan.tokens, plan.mlp, plan.attn};
-    float *unused_pooled_slot;
-    (void)unused_pooled_slot;
-    float **const ptrs[12] = {&c.x, &c.t1, &c.t2, &c.t3, &c.conv_scratch, &c.enc.h, &c.enc.q, &c.enc.k,
-                              &c.enc.v, &c.enc.ctx, &c.enc.mlp, &c.enc.attn_scratch};
+    const size_t sizes[13] = {plan.map, plan.map, plan.map, plan.map, plan.conv, plan.tokens, plan.tokens,
+                              plan.tokens, plan.tokens, plan.tokens, plan.mlp, plan.attn,
+                              (size_t)B * m->cfg.neck[6]};
+    float **const ptrs[13] = {&c.x, &c.t1, &c.t2, &c.t3, &c.conv_scratch, &c.enc.h, &c.enc.q, &c.enc.k,
+                              &c.enc.v, &c.enc.ctx, &c.enc.mlp, &c.enc.attn_scratch, &pooled};
     vc_arena *arena = vc_arena_pool_take(&m->arenas);
     if (!arena) return VC_ERR_MEMORY;
-    vc_status st = vc_arena_carve(arena, 12, sizes, ptrs);
+    vc_status st = vc_arena_carve(arena, 13, sizes, ptrs);
     if (st) {
         vc_arena_pool_give(&m->arenas, arena);
         return st;
     }
-    /* pooled is small: carve it from t3's tail is unsafe, so reuse enc.h (free at the head). */
-    pooled = c.enc.h;
-    c.be = m->be;
+    c.sizing = 0;
     walk(&c, m, px, H, W, out, pooled);
     vc_arena_pool_give(&m->arenas, arena);
     return VC_OK;

@@ -6,12 +6,13 @@ from pathlib import Path
 
 from ..io import load_state_dict
 from .base import locate, read_json
-from . import convnext, vit
+from . import convnext, mobilevit, vit
 
 # family -> (base model class, image-classification class). Later families add themselves here.
 FAMILIES: dict[str, tuple] = {
     "vit": (vit.ViTModel, vit.ViTForImageClassification),
     "convnext": (convnext.ConvNextModel, convnext.ConvNextForImageClassification),
+    "mobilevit": (mobilevit.MobileViTModel, mobilevit.MobileViTForImageClassification),
 }
 
 # timm architecture name prefix -> family
@@ -29,6 +30,8 @@ KEY_MARKERS: list[tuple[str, str]] = [
     ("stages.0.blocks.0.conv_dw.weight", "convnext"),
     ("convnext.embeddings.patch_embeddings.weight", "convnext"),
     ("embeddings.patch_embeddings.weight", "convnext"),
+    ("mobilevit.conv_stem.convolution.weight", "mobilevit"),
+    ("conv_stem.convolution.weight", "mobilevit"),
 ]
 
 
