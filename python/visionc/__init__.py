@@ -8,7 +8,7 @@ from ._version import __version__
 from ._native import _C
 from .image_processing import AutoImageProcessor
 from .io import load_state_dict
-from .models.auto import AutoModel, AutoModelForImageClassification
+from .models.auto import AutoBackbone, AutoModel, AutoModelForImageClassification
 from .models.vit import ViTConfig, ViTForImageClassification, ViTModel
 from .pipelines import pipeline
 
@@ -16,6 +16,6 @@ set_num_threads = _C.set_num_threads
 get_num_threads = _C.get_num_threads
 cpu_features = _C.cpu_features
 
-__all__ = ["AutoImageProcessor", "AutoModel", "AutoModelForImageClassification", "ViTConfig",
+__all__ = ["AutoBackbone", "AutoImageProcessor", "AutoModel", "AutoModelForImageClassification", "ViTConfig",
            "ViTForImageClassification", "ViTModel", "pipeline", "load_state_dict", "set_num_threads",
            "get_num_threads", "cpu_features", "__version__"]
