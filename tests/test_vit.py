@@ -242,3 +242,19 @@ def test_missing_tensor_is_named(checkpoints, tmp_path):
     (tmp_path / "m" / "config.json").write_text((path / "config.json").read_text())
     with pytest.raises(ValueError, match=r"encoder\.layer\.1\.output\.dense\.bias"):
         visionc.ViTForImageClassification.from_pretrained(tmp_path / "m")
+
+
+def test_c_core_checks_bound_tensors(checkpoints):
+    """The C core validates dtype, shape and layout of every tensor it is given (vc_tensor)."""
+    _, path = checkpoints("small")
+    model = visionc.ViTForImageClassification.from_pretrained(path)
+    name, shape = model._c.param_specs()[0]
+    with pytest.raises(TypeError, match="float32"):
+        model._c.bind(0, np.zeros(shape, np.float64))
+    with pytest.raises(ValueError, match=r"expected shape"):
+        model._c.bind(0, np.zeros((2,) + tuple(shape), np.float32))
+    strided = np.zeros(tuple(shape[:-1]) + (shape[-1] * 2,), np.float32)[..., ::2]
+    with pytest.raises(ValueError, match="C-contiguous"):
+        model._c.bind(0, strided)
+    with pytest.raises(IndexError):
+        model._c.bind(10_000, np.zeros(shape, np.float32))

@@ -118,9 +118,7 @@ int vc_convnext_num_params(const vc_convnext *m) { return m->params.n; }
 const char *vc_convnext_param_name(const vc_convnext *m, int i, int *ndim, int64_t shape[4]) {
     return vc_params_name(&m->params, i, ndim, shape);
 }
-vc_status vc_convnext_bind(vc_convnext *m, int i, const float *data, int64_t numel) {
-    return vc_params_bind(&m->params, i, data, numel);
-}
+vc_status vc_convnext_bind(vc_convnext *m, int i, const vc_tensor *x) { return vc_params_bind(&m->params, i, x); }
 
 void vc_convnext_stage_size(const vc_convnext *m, int stage, int H, int W, int *Hs, int *Ws) {
     int h = H / m->cfg.stem_patch, w = W / m->cfg.stem_patch;

@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "core/tensor.h"
 #include "ops/backend.h"
 #include "vc.h"
 
@@ -43,7 +44,7 @@ void vc_convnext_free(vc_convnext *m);
 const vc_convnext_config *vc_convnext_get_config(const vc_convnext *m);
 int vc_convnext_num_params(const vc_convnext *m);
 const char *vc_convnext_param_name(const vc_convnext *m, int i, int *ndim, int64_t shape[4]);
-vc_status vc_convnext_bind(vc_convnext *m, int i, const float *data, int64_t numel);
+vc_status vc_convnext_bind(vc_convnext *m, int i, const vc_tensor *x);
 /* Spatial size of stage i's map for an H x W input (0 if too small). */
 void vc_convnext_stage_size(const vc_convnext *m, int stage, int H, int W, int *Hs, int *Ws);
 vc_status vc_convnext_forward(vc_convnext *m, const float *px, int B, int H, int W, const vc_convnext_outputs *out);

@@ -173,9 +173,7 @@ int vc_mobilevit_num_params(const vc_mobilevit *m) { return m->params.n; }
 const char *vc_mobilevit_param_name(const vc_mobilevit *m, int i, int *ndim, int64_t shape[4]) {
     return vc_params_name(&m->params, i, ndim, shape);
 }
-vc_status vc_mobilevit_bind(vc_mobilevit *m, int i, const float *data, int64_t numel) {
-    return vc_params_bind(&m->params, i, data, numel);
-}
+vc_status vc_mobilevit_bind(vc_mobilevit *m, int i, const vc_tensor *x) { return vc_params_bind(&m->params, i, x); }
 
 static int conv_out(const mv_conv *cv, int in) { return (in + 2 * (cv->k / 2) - cv->k) / cv->stride + 1; }
 

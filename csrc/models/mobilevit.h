@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "models/encoder_layer.h"
+#include "core/tensor.h"
 #include "ops/backend.h"
 #include "vc.h"
 
@@ -46,7 +47,7 @@ void vc_mobilevit_free(vc_mobilevit *m);
 const vc_mobilevit_config *vc_mobilevit_get_config(const vc_mobilevit *m);
 int vc_mobilevit_num_params(const vc_mobilevit *m);
 const char *vc_mobilevit_param_name(const vc_mobilevit *m, int i, int *ndim, int64_t shape[4]);
-vc_status vc_mobilevit_bind(vc_mobilevit *m, int i, const float *data, int64_t numel);
+vc_status vc_mobilevit_bind(vc_mobilevit *m, int i, const vc_tensor *x);
 /* Spatial size after the stem (stage -1) or after layer `stage` (0..4). */
 void vc_mobilevit_stage_size(const vc_mobilevit *m, int stage, int H, int W, int *Hs, int *Ws);
 vc_status vc_mobilevit_forward(vc_mobilevit *m, const float *px, int B, int H, int W, const vc_mobilevit_outputs *out);

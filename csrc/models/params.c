@@ -36,16 +36,12 @@ const char *vc_params_name(const vc_param_table *t, int i, int *ndim, int64_t sh
     return t->slots[i].name;
 }
 
-vc_status vc_params_bind(vc_param_table *t, int i, const float *data, int64_t numel) {
+vc_status vc_params_bind(vc_param_table *t, int i, const vc_tensor *x) {
     if (i < 0 || i >= t->n) return vc_fail(VC_ERR_ARG, "parameter index %d out of range", i);
     const vc_param_slot *s = &t->slots[i];
-    int64_t want = 1;
-    for (int d = 0; d < s->ndim; d++) want *= s->shape[d];
-    if (numel != want)
-        return vc_fail(VC_ERR_ARG, "parameter %s: expected %lld values, got %lld", s->name, (long long)want,
-                       (long long)numel);
-    if (!data) return vc_fail(VC_ERR_ARG, "parameter %s: no data", s->name);
-    *s->field = data;
+    vc_status st = vc_tensor_check(x, s->name, VC_F32, s->ndim, s->shape);
+    if (st) return st;
+    *s->field = (const float *)x->data;
     return VC_OK;
 }
 

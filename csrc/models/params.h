@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "core/tensor.h"
 #include "vc.h"
 
 enum { VC_PARAM_NAME_MAX = 96 };
@@ -29,7 +30,8 @@ void vc_params_free(vc_param_table *t);
 vc_status vc_params_add(vc_param_table *t, const float **field, int ndim, const int64_t *shape, const char *fmt, int i,
                         int j);
 const char *vc_params_name(const vc_param_table *t, int i, int *ndim, int64_t shape[4]);
-vc_status vc_params_bind(vc_param_table *t, int i, const float *data, int64_t numel);
+/* Binds slot i to a float32 tensor of exactly the slot's shape, row-major. */
+vc_status vc_params_bind(vc_param_table *t, int i, const vc_tensor *x);
 /* VC_OK when every slot is bound, else names the first unbound one. */
 vc_status vc_params_check_bound(const vc_param_table *t);
 

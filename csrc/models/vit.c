@@ -107,9 +107,7 @@ const char *vc_vit_param_name(const vc_vit *m, int i, int *ndim, int64_t shape[4
     return vc_params_name(&m->params, i, ndim, shape);
 }
 
-vc_status vc_vit_bind(vc_vit *m, int i, const float *data, int64_t numel) {
-    return vc_params_bind(&m->params, i, data, numel);
-}
+vc_status vc_vit_bind(vc_vit *m, int i, const vc_tensor *x) { return vc_params_bind(&m->params, i, x); }
 
 int vc_vit_num_tokens(const vc_vit *m, int H, int W, int interpolate) {
     const vc_vit_config *c = &m->cfg;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "models/encoder_layer.h"
+#include "core/tensor.h"
 #include "ops/backend.h"
 #include "vc.h"
 
@@ -43,8 +44,8 @@ const vc_vit_config *vc_vit_get_config(const vc_vit *m);
 int vc_vit_num_params(const vc_vit *m);
 /* Name and shape of slot i; ndim <= 4. */
 const char *vc_vit_param_name(const vc_vit *m, int i, int *ndim, int64_t shape[4]);
-/* Binds slot i to `data` of `numel` floats; fails if numel is not the slot's size. */
-vc_status vc_vit_bind(vc_vit *m, int i, const float *data, int64_t numel);
+/* Binds slot i to a float32 tensor of the slot's shape (the model keeps the pointer only). */
+vc_status vc_vit_bind(vc_vit *m, int i, const vc_tensor *x);
 
 /* Token count for an input of H x W pixels, or -1 (error set) if H, W are not usable. */
 int vc_vit_num_tokens(const vc_vit *m, int H, int W, int interpolate_pos_encoding);

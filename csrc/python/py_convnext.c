@@ -7,7 +7,7 @@ static const vc_model_vtable convnext_vtable = {
     "convnext",
     (int (*)(const void *))vc_convnext_num_params,
     (const char *(*)(const void *, int, int *, int64_t *))vc_convnext_param_name,
-    (vc_status(*)(void *, int, const float *, int64_t))vc_convnext_bind,
+    (vc_status(*)(void *, int, const vc_tensor *))vc_convnext_bind,
     (void (*)(void *))vc_convnext_free,
 };
 

@@ -9,7 +9,7 @@ static const vc_model_vtable mobilevit_vtable = {
     "mobilevit",
     (int (*)(const void *))vc_mobilevit_num_params,
     (const char *(*)(const void *, int, int *, int64_t *))vc_mobilevit_param_name,
-    (vc_status(*)(void *, int, const float *, int64_t))vc_mobilevit_bind,
+    (vc_status(*)(void *, int, const vc_tensor *))vc_mobilevit_bind,
     (void (*)(void *))vc_mobilevit_free,
 };
 

@@ -37,11 +37,9 @@ static PyObject *model_bind(PyModel *self, PyObject *args) {
     int64_t shape[4];
     const char *name = self->vt->param_name(self->model, i, &ndim, shape);
     if (!name) return PyErr_Format(PyExc_IndexError, "parameter slot %d out of range", i);
-    if (!PyArray_Check(obj) || PyArray_TYPE((PyArrayObject *)obj) != NPY_FLOAT32 ||
-        !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)obj) || !PyArray_ISALIGNED((PyArrayObject *)obj))
-        return PyErr_Format(PyExc_TypeError, "parameter %s must be an aligned C-contiguous float32 array", name);
-    PyArrayObject *a = (PyArrayObject *)obj;
-    vc_status st = self->vt->bind(self->model, i, (const float *)PyArray_DATA(a), (int64_t)PyArray_SIZE(a));
+    vc_tensor t;
+    if (vc_py_tensor_view(obj, name, &t)) return NULL;
+    vc_status st = self->vt->bind(self->model, i, &t);
     if (st) return vc_py_raise(st);
     Py_INCREF(obj);
     PyList_SetItem(self->bound, i, obj); /* steals; releases the array bound before */

@@ -4,13 +4,14 @@
 #ifndef VC_PY_MODEL_H
 #define VC_PY_MODEL_H
 
+#include "core/tensor.h"
 #include "python/pyutil.h"
 
 typedef struct {
     const char *family;
     int (*num_params)(const void *m);
     const char *(*param_name)(const void *m, int i, int *ndim, int64_t shape[4]);
-    vc_status (*bind)(void *m, int i, const float *data, int64_t numel);
+    vc_status (*bind)(void *m, int i, const vc_tensor *x);
     void (*free)(void *m);
 } vc_model_vtable;
 

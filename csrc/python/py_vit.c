@@ -21,7 +21,7 @@ static const vc_model_vtable vit_vtable = {
     "vit",
     (int (*)(const void *))vc_vit_num_params,
     (const char *(*)(const void *, int, int *, int64_t *))vc_vit_param_name,
-    (vc_status(*)(void *, int, const float *, int64_t))vc_vit_bind,
+    (vc_status(*)(void *, int, const vc_tensor *))vc_vit_bind,
     (void (*)(void *))vc_vit_free,
 };
 

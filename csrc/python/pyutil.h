@@ -21,6 +21,10 @@ PyArrayObject *vc_py_float_array(PyObject *obj, const char *what, int ndim);
 /* Same, but the array must already be C-contiguous float32 and writeable: it is an output. */
 PyArrayObject *vc_py_out_array(PyObject *obj, const char *what);
 
+/* A vc_tensor view of a NumPy array (no copy; the array must stay alive). Non-NumPy objects
+ * and misaligned or byte-swapped arrays raise TypeError naming `what`. Returns 0 or -1. */
+int vc_py_tensor_view(PyObject *obj, const char *what, void *tensor_out);
+
 /* Registration hooks, one per binding file. Each returns 0, or -1 with an exception set. */
 int vc_py_register_core(PyObject *m);
 int vc_py_register_io(PyObject *m);
