@@ -19,6 +19,8 @@ def randn(*shape):
 CONV_CASES = [
     # (B, Ci, H, W, Co, k, stride, pad, dil, groups)  -- path exercised
     (2, 16, 9, 11, 24, 1, 1, 0, 1, 1),     # pointwise GEMM
+    (2, 48, 20, 21, 192, 1, 1, 0, 1, 1),   # pointwise, small-K direct kernel with row and column tails
+    (1, 5, 30, 30, 3, 1, 1, 0, 1, 1),      # pointwise, fewer output rows than one register block
     (1, 160, 8, 8, 640, 1, 1, 0, 1, 1),    # pointwise, MobileViT conv_1x1_exp size
     (2, 12, 15, 13, 12, 3, 1, 1, 1, 12),   # depthwise 3x3
     (2, 12, 16, 16, 12, 3, 2, 1, 1, 12),   # depthwise 3x3 stride 2

@@ -4,6 +4,7 @@
  *              copy of the plane so the inner loop has no bounds checks and vectorises
  *   general    im2col per (image, group) + GEMM
  * Legend: B batch, Ci/Co channels in/out, H,W in size, Ho,Wo out size, k kernel, G groups. */
+#include <immintrin.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -90,9 +91,33 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void depthwi
     }
 }
 
+/* Stride 1, AVX-512: each 16-wide run of an output row accumulates all k*k taps in one
+ * register before it is stored once (the generic loop above streams the row k*k times). */
+__attribute__((target("avx512f"))) static void depthwise_plane_s1_avx512(float *out, const float *in, const float *w,
+                                                                         float bias, int H, int W, int k, int p,
+                                                                         int Ho, int Wo, float *pad) {
+    const int Hp = H + 2 * p, Wp = W + 2 * p;
+    memset(pad, 0, sizeof(float) * (size_t)Hp * Wp);
+    for (int y = 0; y < H; y++) memcpy(pad + (size_t)(y + p) * Wp + p, in + (size_t)y * W, sizeof(float) * W);
+    for (int oy = 0; oy < Ho; oy++) {
+        for (int ox = 0; ox < Wo; ox += 16) {
+            const __mmask16 m = Wo - ox >= 16 ? 0xFFFF : (__mmask16)((1u << (Wo - ox)) - 1);
+            __m512 acc = _mm512_set1_ps(bias);
+            for (int ky = 0; ky < k; ky++) {
+                const float *row = pad + (size_t)(oy + ky) * Wp + ox;
+                const float *wr = w + ky * k;
+                for (int kx = 0; kx < k; kx++)
+                    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, row + kx), _mm512_set1_ps(wr[kx]), acc);
+            }
+            _mm512_mask_storeu_ps(out + (size_t)oy * Wo + ox, m, acc);
+        }
+    }
+}
+
 static void conv_depthwise(float *out, const float *in, const float *w, const float *bias, int B, int C, int H, int W,
                            int k, int stride, int pad, int Ho, int Wo, float *scratch) {
     const size_t pad_plane = (size_t)(H + 2 * pad) * (W + 2 * pad);
+    const int fast = stride == 1 && vc_cpu()->avx512f;
 #pragma omp parallel num_threads(vc_get_num_threads())
     {
         int tid = 0;
@@ -103,8 +128,12 @@ static void conv_depthwise(float *out, const float *in, const float *w, const fl
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++)
             for (int c = 0; c < C; c++)
-                depthwise_plane(out + ((size_t)b * C + c) * Ho * Wo, in + ((size_t)b * C + c) * H * W,
-                                w + (size_t)c * k * k, bias ? bias[c] : 0.f, H, W, k, stride, pad, Ho, Wo, mine);
+                if (fast)
+                    depthwise_plane_s1_avx512(out + ((size_t)b * C + c) * Ho * Wo, in + ((size_t)b * C + c) * H * W,
+                                              w + (size_t)c * k * k, bias ? bias[c] : 0.f, H, W, k, pad, Ho, Wo, mine);
+                else
+                    depthwise_plane(out + ((size_t)b * C + c) * Ho * Wo, in + ((size_t)b * C + c) * H * W,
+                                    w + (size_t)c * k * k, bias ? bias[c] : 0.f, H, W, k, stride, pad, Ho, Wo, mine);
     }
 }
 
