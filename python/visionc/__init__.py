@@ -6,11 +6,15 @@
 """
 from ._version import __version__
 from ._native import _C
-from .image_processing import AutoImageProcessor
+from . import hub
+from .image_processing import AutoImageProcessor, set_hub_resolver
 from .io import load_state_dict
 from .models.auto import AutoBackbone, AutoModel, AutoModelForImageClassification
 from .models.vit import ViTConfig, ViTForImageClassification, ViTModel
 from .pipelines import pipeline
+
+# Processors resolve hub ids through the same cache and download path as the models.
+set_hub_resolver(hub.resolve_file)
 
 set_num_threads = _C.set_num_threads
 get_num_threads = _C.get_num_threads

@@ -50,3 +50,11 @@ def resolve(name_or_path, *, revision: str | None = None, cache_dir: str | None 
 def default_model_dir() -> Path:
     """The real ViT-Ti/16 ImageNet classifier shipped inside the package (offline default)."""
     return Path(__file__).parent / "data" / "vit-tiny-patch16-224"
+
+
+def resolve_file(name_or_path, filename: str, **hub_kwargs) -> str:
+    """`filename` inside the checkpoint `name_or_path` (for the image processors' hub hook)."""
+    path = resolve(name_or_path, **hub_kwargs) / filename
+    if not path.is_file():
+        raise FileNotFoundError(f"{name_or_path} has no {filename}")
+    return str(path)
