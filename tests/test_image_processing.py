@@ -249,8 +249,13 @@ def test_auto_timm_config(tmp_path):
     assert ip.TimmImageProcessor.from_pretrained(d / "config.json").crop_pct == 0.875
 
 
-def test_from_pretrained_hub_ids_need_a_resolver(tmp_path):
-    """A repo id is not a path: without a resolver the error says how to supply one; with one it works."""
+def test_from_pretrained_hub_ids_need_a_resolver(tmp_path, monkeypatch):
+    """A repo id is not a path: without a resolver the error says how to supply one; with one it works.
+    visionc installs the hub cache as the resolver; offline, a miss says how to use a local directory."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OSError, match=r"from_pretrained\("):
+        ip.AutoImageProcessor.from_pretrained("google/vit-large-patch16-384")
+    monkeypatch.setattr(ip, "_hub_resolver", None)
     with pytest.raises(FileNotFoundError, match="resolve=fn"):
         ip.AutoImageProcessor.from_pretrained("google/vit-large-patch16-384")
     d = tmp_path / "hub"
