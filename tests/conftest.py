@@ -2,6 +2,10 @@ import os
 import sys
 from pathlib import Path
 
+# Two OpenMP runtimes live in the test process (torch's and visionc's); spinning idle
+# threads of one starve the other on small machines. Passive waiting keeps both fast.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 # Tests run against the installed package; a source checkout with an in-place build works too.
 ROOT = Path(__file__).resolve().parents[1]
 try:

@@ -6,7 +6,7 @@
 """
 from ._version import __version__
 from ._native import _C
-from . import hub
+from . import hub, nn, ops, optim
 from .image_processing import AutoImageProcessor, set_hub_resolver
 from .io import load_state_dict
 from .models.auto import AutoBackbone, AutoModel, AutoModelForImageClassification
@@ -20,6 +20,6 @@ set_num_threads = _C.set_num_threads
 get_num_threads = _C.get_num_threads
 cpu_features = _C.cpu_features
 
-__all__ = ["AutoBackbone", "AutoImageProcessor", "AutoModel", "AutoModelForImageClassification", "ViTConfig",
+__all__ = ["hub", "nn", "ops", "optim", "AutoBackbone", "AutoImageProcessor", "AutoModel", "AutoModelForImageClassification", "ViTConfig",
            "ViTForImageClassification", "ViTModel", "pipeline", "load_state_dict", "set_num_threads",
            "get_num_threads", "cpu_features", "__version__"]
