@@ -13,15 +13,31 @@ static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "visionc._C", "visionc C core", -1, NULL,
 };
 
+/* One line per binding file: each adds its functions and types to the module. */
+static int (*const register_hooks[])(PyObject *) = {
+    vc_py_register_core,
+    vc_py_register_model,
+    vc_py_register_io,
+    vc_py_register_image,
+    vc_py_register_text,
+    vc_py_register_generate,
+    vc_py_register_vit,
+    vc_py_register_convnext,
+    vc_py_register_mobilevit,
+    vc_py_register_ops,
+    vc_py_register_ops_backward,
+    vc_py_register_optim,
+};
+
 PyMODINIT_FUNC PyInit__C(void) {
     import_array();
     PyObject *m = PyModule_Create(&module_def);
     if (!m) return NULL;
-    if (vc_py_register_core(m) || vc_py_register_model(m) || vc_py_register_io(m) || vc_py_register_image(m) || vc_py_register_text(m) ||
-        vc_py_register_generate(m) || vc_py_register_vit(m) || vc_py_register_ops(m) ||
-        vc_py_register_convnext(m) || vc_py_register_mobilevit(m) || vc_py_register_optim(m)) {
-        Py_DECREF(m);
-        return NULL;
+    for (size_t i = 0; i < sizeof register_hooks / sizeof register_hooks[0]; i++) {
+        if (register_hooks[i](m)) {
+            Py_DECREF(m);
+            return NULL;
+        }
     }
     return m;
 }

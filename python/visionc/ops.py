@@ -73,3 +73,166 @@ def patch_unfold(x, patch_size=2):
 def patch_fold(patches, shape, patch_size=2):
     """Inverse of patch_unfold, back to `shape` = (B, C, H, W)."""
     return _C.op_patch_fold(patches, tuple(shape), _pair(patch_size))
+
+
+# ---- training: backward kernels, loss, dropout, batch norm ----
+# Conventions (as in the C backend, csrc/ops/backend.h): gradients of activations come back as
+# new arrays; gradients of parameters ACCUMULATE. Pass dw=/db= (writeable float32 arrays of the
+# parameter's shape) to add into them across calls; with None they start from zeros. Each
+# backward takes the tensors its forward saw (the pre-activation input, saved statistics).
+
+
+def linear_backward(x, weight, dout, bias=True, need_input_grad=True, dw=None, db=None, weight_layout="out_in"):
+    """Backward of linear(x, weight, bias): (dx, dw, db).
+
+    weight_layout "out_in" is weight[N, K] (torch.nn.Linear); "in_out" is weight[K, N] (GPT-2
+    Conv1D, out = x @ weight). dx is None when need_input_grad is False; db is None without bias."""
+    if weight_layout not in ("out_in", "in_out"):
+        raise ValueError(f"weight_layout must be 'out_in' or 'in_out', got {weight_layout!r}")
+    return _C.op_linear_backward(x, weight, dout, need_input_grad, weight_layout == "in_out", bias, dw, db)
+
+
+def layer_norm_forward_train(x, weight, bias, eps=1e-5):
+    """layer_norm that also returns what the backward needs: (y, mean, rstd), stats shaped x.shape[:-1]."""
+    return _C.op_layernorm_train(x, weight, bias, eps, False)
+
+
+def layer_norm_backward(x, weight, mean, rstd, dout, need_input_grad=True, dw=None, db=None):
+    """(dx, dw, db) of layer_norm; dw and db are None when weight is None (no affine)."""
+    return _C.op_layernorm_backward(x, weight, mean, rstd, dout, False, need_input_grad, dw, db)
+
+
+def layer_norm_2d_forward_train(x, weight, bias, eps=1e-6):
+    """layer_norm_2d returning (y, mean, rstd) with stats shaped (B, H, W)."""
+    return _C.op_layernorm_train(x, weight, bias, eps, True)
+
+
+def layer_norm_2d_backward(x, weight, mean, rstd, dout, need_input_grad=True, dw=None, db=None):
+    """(dx, dw, db) of layer_norm_2d (LayerNorm2d over channels of NCHW)."""
+    return _C.op_layernorm_backward(x, weight, mean, rstd, dout, True, need_input_grad, dw, db)
+
+
+def gelu_backward(x, dout, approximate="none"):
+    """dout * gelu'(x) for the pre-activation x (exact erf GELU, or approximate="tanh")."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    return _C.op_activation_backward(x, dout, "gelu" if approximate == "none" else "gelu_tanh")
+
+
+def silu_backward(x, dout):
+    """dout * silu'(x) for the pre-activation x."""
+    return _C.op_activation_backward(x, dout, "silu")
+
+
+def relu_backward(x, dout):
+    """dout where x > 0, else 0."""
+    return _C.op_activation_backward(x, dout, "relu")
+
+
+def softmax_backward(y, dy, scale=1.0):
+    """Gradient wrt x of y = softmax(scale * x) over the last dimension, given y and dy."""
+    return _C.op_softmax_backward(y, dy, scale)
+
+
+def attention_backward(q, k, v, probs, dout, num_heads):
+    """(dq, dk, dv) of attention(q, k, v, num_heads), given the probs it returned."""
+    return _C.op_attention_backward(q, k, v, probs, dout, num_heads)
+
+
+def conv2d_backward(x, weight, dout, bias=True, stride=1, padding=0, dilation=1, groups=1, need_input_grad=True,
+                    dw=None, db=None):
+    """(dx, dw, db) of conv2d(x, weight, bias, stride, padding, dilation, groups)."""
+    return _C.op_conv2d_backward(x, weight, dout, bias, _pair(stride), _pair(padding), _pair(dilation), groups,
+                                 need_input_grad, dw, db)
+
+
+def patch_embed_backward(pixel_values, weight, dout, need_input_grad=True, dw=None, db=None):
+    """(dpixel_values, dw, db) of patch_embed; dout is (B, G, Cout) like its output."""
+    return _C.op_patch_embed_backward(pixel_values, weight, dout, need_input_grad, dw, db)
+
+
+def global_avg_pool_backward(dout, spatial_size):
+    """(B, C) gradient -> (B, C, H, W): dout / (H*W) at every pixel."""
+    return _C.op_global_avg_pool_backward(dout, _pair(spatial_size))
+
+
+def scale_channels_add_backward(x, scale, dout, need_input_grad=True, need_residual_grad=True, dscale=None):
+    """Backward of out = residual + scale[c] * x (layer scale): (dx, dscale, dresidual).
+    scale may be None (then dscale is None)."""
+    return _C.op_scale_channels_add_backward(x, scale, dout, need_input_grad, need_residual_grad, dscale)
+
+
+def resize_bilinear_backward(dout, input_size):
+    """Adjoint of resize_bilinear (align_corners=False): (B, C, Ho, Wo) -> (B, C, H, W)."""
+    return _C.op_resize_bilinear_backward(dout, _pair(input_size))
+
+
+def concat_channels_backward(dout, split):
+    """Backward of a channel concatenation cat([a, b], 1) with a having `split` channels: (da, db)."""
+    return _C.op_concat_channels_backward(dout, split)
+
+
+def patch_unfold_backward(dpatches, shape, patch_size=2):
+    """patch_unfold is a permutation: its backward is patch_fold."""
+    return patch_fold(dpatches, shape, patch_size)
+
+
+def patch_fold_backward(dx, patch_size=2):
+    """patch_fold is a permutation: its backward is patch_unfold."""
+    return patch_unfold(dx, patch_size)
+
+
+def cross_entropy(logits, labels, label_smoothing=0.0, ignore_index=-100, need_grad=True):
+    """F.cross_entropy(logits (M, C), labels (M,), reduction="mean") with label smoothing:
+    (loss as a Python float, dlogits (M, C) or None). Labels are integer class indices; one out
+    of range (and not ignore_index) raises ValueError naming it. All rows ignored: loss NaN."""
+    return _C.op_cross_entropy(logits, labels, label_smoothing, ignore_index, need_grad)
+
+
+def dropout(x, p, seed):
+    """Inverted dropout: x / (1 - p) where kept, 0 elsewhere. The mask is a pure function of
+    (seed, element index), the same for any thread count; use a new seed per layer and step."""
+    return _C.op_dropout(x, p, seed)
+
+
+def dropout_backward(dout, p, seed):
+    """dout * mask / (1 - p) with the mask regenerated from the forward's seed."""
+    return _C.op_dropout(dout, p, seed)
+
+
+def drop_path(x, p, seed):
+    """Stochastic depth (timm/transformers drop_path): sample b is x[b] / (1 - p) or 0."""
+    return _C.op_drop_path(x, p, seed)
+
+
+def drop_path_backward(dout, p, seed):
+    """Backward of drop_path: the same per-sample mask and scale applied to dout."""
+    return _C.op_drop_path(dout, p, seed)
+
+
+def batch_norm_train(x, weight, bias, running_mean, running_var, momentum=0.1, eps=1e-5):
+    """BatchNorm2d in training mode: (y, save_mean, save_rstd). Normalises with the batch
+    statistics; running_mean / running_var (writeable float32 arrays, or None) are updated in
+    place as torch does (momentum, unbiased variance)."""
+    return _C.op_batchnorm_forward(x, weight, bias, running_mean, running_var, True, momentum, eps)
+
+
+def batch_norm_eval(x, weight, bias, running_mean, running_var, eps=1e-5):
+    """BatchNorm2d in eval mode: (y, mean, rstd) from the running statistics (not modified)."""
+    return _C.op_batchnorm_forward(x, weight, bias, running_mean, running_var, False, 0.0, eps)
+
+
+def batch_norm_backward(x, weight, save_mean, save_rstd, dout, training=True, need_input_grad=True, dw=None,
+                        db=None):
+    """(dx, dweight, dbias) of batch norm, for the mode the forward ran in."""
+    return _C.op_batchnorm_backward(x, weight, save_mean, save_rstd, dout, training, need_input_grad, dw, db)
+
+
+def add_into(acc, x):
+    """acc += x in place (acc: writeable float32); returns acc."""
+    return _C.op_add_into(acc, x)
+
+
+def scale(x, alpha):
+    """alpha * x as a new array."""
+    return _C.op_scale(x, alpha)

@@ -1,0 +1,216 @@
+/* Backward of 2-D convolution (NCHW), one path per forward path of conv.c, chosen by the
+ * same conditions:
+ *   pointwise  per image: din = W^T dO (GEMM), dW += dO x^T (GEMM)
+ *   depthwise  per channel plane, direct: dW[ky,kx] += sum dO * shifted x (on a zero-padded
+ *              copy of x, as the forward), din by scattering w * dO into a padded plane
+ *   general    per (image, group): cols = im2col(x); dW_g += dO_g cols^T; dcols = W_g^T dO_g;
+ *              din = col2im(dcols), the adjoint of im2col (overlapping windows add up)
+ * din is assigned, dweight and dbias accumulate; each may be NULL to skip it.
+ * Legend: B batch, Ci/Co channels in/out, H,W in size, Ho,Wo out size, kh,kw kernel, G groups,
+ * Cg = Ci/G, Cog = Co/G, K = Cg*kh*kw, s stride, p padding, d dilation. */
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "backends/cpu/cpu.h"
+#include "backends/cpu/cpu_train.h"
+#include "vc.h"
+
+static int is_depthwise(int Ci, int Co, int groups, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw) {
+    return groups == Ci && Co == Ci && dh == 1 && dw == 1 && kh == kw && sh == sw && ph == pw;
+}
+static int is_pointwise(int kh, int kw, int sh, int sw, int ph, int pw, int groups) {
+    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && groups == 1;
+}
+
+/* ---- depthwise ---- */
+
+/* Floats of one thread's depthwise scratch: k*k double accumulators, then the padded x and
+ * the padded dx planes; a multiple of 16 floats so every block stays 64-byte aligned. */
+static size_t dw_block(int k, int H, int W, int p) {
+    const size_t plane = (size_t)(H + 2 * p) * (W + 2 * p);
+    return ((size_t)2 * k * k + 2 * plane + 15) & ~(size_t)15;
+}
+
+/* One image-channel pair. x[H,W], g = dO [Ho,Wo], w [k,k]; acc[k*k] += dW contributions;
+ * dx[H,W] (assign) when not NULL. xpad, dpad: (H+2p) x (W+2p) scratch planes. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void depthwise_plane_backward(
+    float *dx, double *acc, const float *x, const float *g, const float *w, int H, int W, int k, int s, int p, int Ho,
+    int Wo, float *xpad, float *dpad) {
+    const int Wp = W + 2 * p;
+    const size_t padn = (size_t)(H + 2 * p) * Wp;
+    if (acc) {
+        memset(xpad, 0, sizeof(float) * padn);
+        for (int y = 0; y < H; y++) memcpy(xpad + (size_t)(y + p) * Wp + p, x + (size_t)y * W, sizeof(float) * W);
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                double sum = 0.0; /* rows in float (vectorised), the plane in double */
+                for (int oy = 0; oy < Ho; oy++) {
+                    const float *src = xpad + (size_t)(oy * s + ky) * Wp + kx, *go = g + (size_t)oy * Wo;
+                    float rs = 0.f;
+                    if (s == 1) {
+#pragma omp simd reduction(+ : rs)
+                        for (int ox = 0; ox < Wo; ox++) rs += go[ox] * src[ox];
+                    } else {
+                        for (int ox = 0; ox < Wo; ox++) rs += go[ox] * src[ox * s];
+                    }
+                    sum += rs;
+                }
+                acc[ky * k + kx] += sum;
+            }
+    }
+    if (!dx) return;
+    memset(dpad, 0, sizeof(float) * padn);
+    for (int oy = 0; oy < Ho; oy++) {
+        const float *go = g + (size_t)oy * Wo;
+        for (int ky = 0; ky < k; ky++) {
+            float *row = dpad + (size_t)(oy * s + ky) * Wp;
+            for (int kx = 0; kx < k; kx++) {
+                const float wv = w[ky * k + kx];
+                float *dst = row + kx;
+                if (s == 1) {
+#pragma omp simd
+                    for (int ox = 0; ox < Wo; ox++) dst[ox] += wv * go[ox];
+                } else {
+                    for (int ox = 0; ox < Wo; ox++) dst[ox * s] += wv * go[ox];
+                }
+            }
+        }
+    }
+    for (int y = 0; y < H; y++) memcpy(dx + (size_t)y * W, dpad + (size_t)(y + p) * Wp + p, sizeof(float) * W);
+}
+
+/* One channel per task, all images inside it, so dweight[c] has a single writer. */
+static void depthwise_backward(float *din, float *dweight, const float *dout, const float *in, const float *w, int B,
+                               int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *scratch) {
+    const size_t blk = dw_block(k, H, W, p), plane = (size_t)(H + 2 * p) * (W + 2 * p);
+#pragma omp parallel num_threads(vc_get_num_threads())
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        float *mine = scratch + (size_t)tid * blk;
+        double *acc = dweight ? (double *)mine : NULL;
+        float *xpad = mine + (size_t)2 * k * k, *dpad = xpad + plane;
+#pragma omp for schedule(static)
+        for (int c = 0; c < C; c++) {
+            if (acc)
+                for (int j = 0; j < k * k; j++) acc[j] = 0.0;
+            for (int b = 0; b < B; b++) {
+                const size_t ic = (size_t)b * C + c;
+                depthwise_plane_backward(din ? din + ic * H * W : NULL, acc, in + ic * H * W, dout + ic * Ho * Wo,
+                                         w + (size_t)c * k * k, H, W, k, s, p, Ho, Wo, xpad, dpad);
+            }
+            if (acc)
+                for (int j = 0; j < k * k; j++) dweight[(size_t)c * k * k + j] += (float)acc[j];
+        }
+    }
+}
+
+/* ---- im2col and its adjoint ---- */
+
+/* cols[(c*kh + ky)*kw + kx, oy*Wo + ox] = img[c, oy*sh - ph + ky*dh, ox*sw - pw + kx*dw] (0 outside);
+ * img [Cg, H, W]. */
+static void im2col(float *cols, const float *img, int Cg, int H, int W, int kh, int kw, int sh, int sw, int ph,
+                   int pw, int dh, int dw, int Ho, int Wo) {
+    const size_t HWo = (size_t)Ho * Wo;
+#pragma omp parallel for collapse(3) schedule(static) if ((size_t)Cg * kh * kw * HWo > VC_CHUNK) \
+    num_threads(vc_get_num_threads())
+    for (int c = 0; c < Cg; c++)
+        for (int ky = 0; ky < kh; ky++)
+            for (int kx = 0; kx < kw; kx++) {
+                float *dst = cols + (((size_t)c * kh + ky) * kw + kx) * HWo;
+                const float *plane = img + (size_t)c * H * W;
+                for (int oy = 0; oy < Ho; oy++) {
+                    const int y = oy * sh - ph + ky * dh;
+                    float *d = dst + (size_t)oy * Wo;
+                    if (y < 0 || y >= H) {
+                        memset(d, 0, sizeof(float) * Wo);
+                        continue;
+                    }
+                    const float *row = plane + (size_t)y * W;
+                    for (int ox = 0; ox < Wo; ox++) {
+                        const int x = ox * sw - pw + kx * dw;
+                        d[ox] = (x >= 0 && x < W) ? row[x] : 0.f;
+                    }
+                }
+            }
+}
+
+/* img[Cg,H,W] = sum of cols over every window position that read each pixel (assign). One
+ * channel per task: the (ky, kx) windows of a channel overlap, so they stay on one thread. */
+static void col2im(float *img, const float *cols, int Cg, int H, int W, int kh, int kw, int sh, int sw, int ph, int pw,
+                   int dh, int dw, int Ho, int Wo) {
+    const size_t HWo = (size_t)Ho * Wo;
+#pragma omp parallel for schedule(static) if ((size_t)Cg * kh * kw * HWo > VC_CHUNK) \
+    num_threads(vc_get_num_threads())
+    for (int c = 0; c < Cg; c++) {
+        float *plane = img + (size_t)c * H * W;
+        memset(plane, 0, sizeof(float) * H * W);
+        for (int ky = 0; ky < kh; ky++)
+            for (int kx = 0; kx < kw; kx++) {
+                const float *src = cols + (((size_t)c * kh + ky) * kw + kx) * HWo;
+                for (int oy = 0; oy < Ho; oy++) {
+                    const int y = oy * sh - ph + ky * dh;
+                    if (y < 0 || y >= H) continue;
+                    float *row = plane + (size_t)y * W;
+                    const float *s = src + (size_t)oy * Wo;
+                    for (int ox = 0; ox < Wo; ox++) {
+                        const int x = ox * sw - pw + kx * dw;
+                        if (x >= 0 && x < W) row[x] += s[ox];
+                    }
+                }
+            }
+    }
+}
+
+/* ---- entry points ---- */
+
+size_t cpu_conv2d_backward_scratch(int B, int Ci, int H, int W, int Co, int kh, int kw, int sh, int sw, int ph,
+                                   int pw, int dh, int dw, int groups) {
+    if (is_depthwise(Ci, Co, groups, kh, kw, sh, sw, ph, pw, dh, dw))
+        return (size_t)vc_get_num_threads() * dw_block(kh, H, W, ph);
+    if (is_pointwise(kh, kw, sh, sw, ph, pw, groups)) return 0;
+    const int Ho = vc_conv_out_size(H, kh, sh, ph, dh), Wo = vc_conv_out_size(W, kw, sw, pw, dw);
+    return (size_t)(Ci / groups) * kh * kw * Ho * Wo;
+}
+
+/* din [B,Ci,H,W] (assign), dweight [Co,Ci/G,kh,kw] (+=), dbias [Co] (+=), each NULL-able;
+ * dout [B,Co,Ho,Wo]; in [B,Ci,H,W] (the forward input, read only for dweight); w as dweight;
+ * scratch: cpu_conv2d_backward_scratch(...) floats, 64-byte aligned. */
+void cpu_conv2d_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in, const float *w,
+                         int B, int Ci, int H, int W, int Co, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                         int dw, int groups, float *scratch) {
+    const int Ho = vc_conv_out_size(H, kh, sh, ph, dh), Wo = vc_conv_out_size(W, kw, sw, pw, dw);
+    const size_t HWo = (size_t)Ho * Wo, HW = (size_t)H * W;
+    if (dbias) cpu_sum_planes_into(dbias, dout, B, Co, HWo);
+    if (is_depthwise(Ci, Co, groups, kh, kw, sh, sw, ph, pw, dh, dw)) {
+        if (din || dweight) depthwise_backward(din, dweight, dout, in, w, B, Ci, H, W, kh, sh, ph, Ho, Wo, scratch);
+        return;
+    }
+    if (is_pointwise(kh, kw, sh, sw, ph, pw, groups)) {
+        for (int b = 0; b < B; b++) {
+            const float *g = dout + (size_t)b * Co * HWo;
+            if (din) cpu_gemm_tn(Ci, (int)HW, Co, w, Ci, g, (int)HW, 0.f, din + (size_t)b * Ci * HW, (int)HW);
+            if (dweight) cpu_gemm_nt(Co, Ci, (int)HW, g, (int)HW, in + (size_t)b * Ci * HW, (int)HW, 1.f, dweight, Ci);
+        }
+        return;
+    }
+    const int Cg = Ci / groups, Cog = Co / groups, K = Cg * kh * kw;
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < groups; g++) {
+            const size_t xoff = ((size_t)b * Ci + (size_t)g * Cg) * HW;
+            const float *go = dout + ((size_t)b * Co + (size_t)g * Cog) * HWo;
+            if (dweight) {
+                im2col(scratch, in + xoff, Cg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo);
+                cpu_gemm_nt(Cog, K, (int)HWo, go, (int)HWo, scratch, (int)HWo, 1.f, dweight + (size_t)g * Cog * K, K);
+            }
+            if (din) {
+                cpu_gemm_tn(K, (int)HWo, Cog, w + (size_t)g * Cog * K, K, go, (int)HWo, 0.f, scratch, (int)HWo);
+                col2im(din + xoff, scratch, Cg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo);
+            }
+        }
+}
