@@ -38,6 +38,12 @@ void vc_set_num_threads(int n);
 int vc_get_num_threads(void);
 int vc_physical_cores(void);
 
+/* Splits [0, n) into min(n, threads) contiguous chunks run at once, each with its share of
+ * the threads for the kernels inside. Used to run a batch as independent sub-batches: no
+ * synchronisation between images, which matters on shared or virtual CPUs where every
+ * barrier can cost a scheduler time slice. Returns the first failure. */
+vc_status vc_parallel_chunks(int n, vc_status (*fn)(void *ctx, int lo, int hi), void *ctx);
+
 /* CPU features, detected once at run time; kernels pick their paths from these. */
 typedef struct {
     int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512_bf16, avx512_vnni, avx_vnni;

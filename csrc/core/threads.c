@@ -17,6 +17,8 @@
 #include "vc.h"
 
 static int num_threads; /* 0 until first use */
+/* Set inside vc_parallel_chunks: the threads each chunk's kernels may use. */
+static _Thread_local int chunk_threads;
 
 int vc_physical_cores(void) {
     cpu_set_t set;
@@ -53,12 +55,39 @@ void vc_set_num_threads(int n) {
     num_threads = n;
 #ifdef _OPENMP
     omp_set_num_threads(n);
+    omp_set_max_active_levels(2); /* vc_parallel_chunks runs kernels' regions inside its own */
 #endif
     /* BLAS always runs single-threaded inside visionc's own OpenMP pool (see linear.c). */
     vc_blas_set_num_threads(1);
 }
 
 int vc_get_num_threads(void) {
+    if (chunk_threads) return chunk_threads;
     if (num_threads == 0) vc_set_num_threads(0);
     return num_threads;
+}
+
+vc_status vc_parallel_chunks(int n, vc_status (*fn)(void *ctx, int lo, int hi), void *ctx) {
+    const int nt = vc_get_num_threads();
+    const int chunks = n < nt ? n : nt;
+    if (chunks <= 1) return fn(ctx, 0, n);
+    vc_status first = VC_OK;
+    char message[512] = {0};
+#pragma omp parallel for schedule(static) num_threads(chunks)
+    for (int c = 0; c < chunks; c++) {
+        /* The chunk's kernels run with its share of the threads (nested regions of 1 are free). */
+        chunk_threads = nt / chunks > 0 ? nt / chunks : 1;
+        const int lo = (int)((long)n * c / chunks), hi = (int)((long)n * (c + 1) / chunks);
+        vc_status st = fn(ctx, lo, hi);
+        chunk_threads = 0;
+        if (st) {
+#pragma omp critical(vc_chunk_error)
+            if (!first) {
+                first = st;
+                snprintf(message, sizeof message, "%s", vc_last_error());
+            }
+        }
+    }
+    if (first) vc_fail(first, "%s", message); /* the message lives in the failing thread's storage */
+    return first;
 }

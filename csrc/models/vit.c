@@ -196,8 +196,8 @@ static vc_status carve(vc_vit *m, vc_arena *a, int B, int T, int Hi, int Wi, flo
     return vc_arena_carve(a, NBUF, sz, ptrs);
 }
 
-vc_status vc_vit_forward(vc_vit *m, const float *px, int B, int Hi, int Wi, int interpolate,
-                         const vc_vit_outputs *out) {
+static vc_status vit_forward_batch(vc_vit *m, const float *px, int B, int Hi, int Wi, int interpolate,
+                                   const vc_vit_outputs *out) {
     const vc_vit_config *c = &m->cfg;
     const vc_backend *be = m->be;
     if (B <= 0) return vc_fail(VC_ERR_ARG, "pixel_values: batch is empty");
@@ -257,4 +257,42 @@ vc_status vc_vit_forward(vc_vit *m, const float *px, int B, int Hi, int Wi, int 
     }
     vc_arena_pool_give(&m->arenas, arena);
     return VC_OK;
+}
+
+/* Images [lo, hi) of a batch: every input and output pointer offset to image lo. */
+typedef struct {
+    vc_vit *m;
+    const float *px;
+    int Hi, Wi, interpolate, T;
+    const vc_vit_outputs *out;
+} vit_chunk_job;
+
+static vc_status vit_chunk(void *ctx, int lo, int hi) {
+    const vit_chunk_job *j = ctx;
+    const vc_vit_config *c = &j->m->cfg;
+    const size_t C = c->hidden_size, T = j->T, H = c->num_heads;
+    float *hidden[1025], *attn[1024];
+    vc_vit_outputs o = {0};
+    if (j->out->last_hidden) o.last_hidden = j->out->last_hidden + (size_t)lo * T * C;
+    if (j->out->pooled) o.pooled = j->out->pooled + (size_t)lo * j->m->cfg.pooler_size;
+    if (j->out->logits) o.logits = j->out->logits + (size_t)lo * c->num_labels;
+    if (j->out->hidden_states) {
+        for (int l = 0; l <= c->num_layers; l++) hidden[l] = j->out->hidden_states[l] + (size_t)lo * T * C;
+        o.hidden_states = hidden;
+    }
+    if (j->out->attentions) {
+        for (int l = 0; l < c->num_layers; l++) attn[l] = j->out->attentions[l] + (size_t)lo * H * T * T;
+        o.attentions = attn;
+    }
+    const float *px = j->px + (size_t)lo * c->num_channels * j->Hi * j->Wi;
+    return vit_forward_batch(j->m, px, hi - lo, j->Hi, j->Wi, j->interpolate, &o);
+}
+
+vc_status vc_vit_forward(vc_vit *m, const float *px, int B, int Hi, int Wi, int interpolate,
+                         const vc_vit_outputs *out) {
+    if (B <= 0) return vc_fail(VC_ERR_ARG, "pixel_values: batch is empty");
+    const int T = vc_vit_num_tokens(m, Hi, Wi, interpolate);
+    if (T < 0) return VC_ERR_ARG;
+    vit_chunk_job job = {m, px, Hi, Wi, interpolate, T, out};
+    return vc_parallel_chunks(B, vit_chunk, &job);
 }
