@@ -13,66 +13,27 @@
 #include <string.h>
 
 #include "core/arena_pool.h"
+#include "models/convnext_internal.h"
+#include "models/convnext_train.h"
 #include "models/params.h"
 
-typedef struct {
-    const float *dw_w, *dw_b, *norm_w, *norm_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b, *gamma;
-} cnx_block;
-
-typedef struct {
-    const float *ds_norm_w, *ds_norm_b, *ds_w, *ds_b; /* stages > 0 */
-    cnx_block *blocks;
-} cnx_stage;
-
-struct vc_convnext {
-    vc_convnext_config cfg;
-    const vc_backend *be;
-    const float *stem_w, *stem_b, *stem_norm_w, *stem_norm_b, *head_norm_w, *head_norm_b, *fc_w, *fc_b;
-    cnx_stage stages[VC_CONVNEXT_MAX_STAGES];
-    cnx_block *all_blocks;
-    vc_param_table params;
-    vc_arena_pool arenas;
-};
-
+/* Slot shorthand for add_slots; the first failure sticks. */
 #define SLOT(field, shape, name, i, j) \
-    vc_params_add(&m->params, &(field), sizeof(shape) / sizeof(int64_t), shape, name, i, j)
+    if (!st) st = vc_params_add(t, &(field), sizeof(shape) / sizeof(int64_t), shape, name, i, j)
 
-vc_status vc_convnext_create(const vc_convnext_config *c, const vc_backend *be, vc_convnext **out) {
-    *out = NULL;
-    if (c->num_stages < 1 || c->num_stages > VC_CONVNEXT_MAX_STAGES)
-        return vc_fail(VC_ERR_ARG, "ConvNeXt config: %d stages (1..%d supported)", c->num_stages,
-                       VC_CONVNEXT_MAX_STAGES);
-    int nblocks = 0;
-    for (int i = 0; i < c->num_stages; i++) {
-        if (c->depths[i] < 0 || c->depths[i] > 1024 || c->dims[i] <= 0 || c->dims[i] > (1 << 16))
-            return vc_fail(VC_ERR_ARG, "ConvNeXt config: stage %d has depth %d and width %d", i, c->depths[i],
-                           c->dims[i]);
-        nblocks += c->depths[i];
-    }
-    if (c->num_channels <= 0 || c->stem_patch <= 0 || c->kernel_size <= 0 || c->kernel_size % 2 == 0 ||
-        c->mlp_ratio <= 0 || c->num_labels < 0 || !(c->eps > 0) || !(c->head_eps > 0))
-        return vc_fail(VC_ERR_ARG, "ConvNeXt config: invalid num_channels, patch, kernel size (odd), mlp ratio, "
-                                   "labels or eps");
-    vc_convnext *m = calloc(1, sizeof *m);
-    if (!m) return vc_fail(VC_ERR_MEMORY, "out of memory creating ConvNeXt");
-    m->cfg = *c;
-    m->be = be;
-    m->all_blocks = calloc(nblocks ? (size_t)nblocks : 1, sizeof *m->all_blocks);
-    if (!m->all_blocks || vc_params_init(&m->params, 16 + 4 * c->num_stages + 9 * nblocks) ||
-        vc_arena_pool_init(&m->arenas, be)) {
-        free(m->all_blocks);
-        vc_params_free(&m->params);
-        free(m);
-        return vc_fail(VC_ERR_MEMORY, "out of memory creating ConvNeXt");
-    }
+/* The slots in checkpoint order, pointing into w (blocks: storage for every block); run once
+ * for the parameters and once for the gradients so that both share one slot numbering. */
+static vc_status add_slots(vc_convnext *m, vc_param_table *t, cnx_weights *w, cnx_block *blocks) {
+    const vc_convnext_config *c = &m->cfg;
+    vc_status st = VC_OK;
     const int64_t C0 = c->dims[0], P = c->stem_patch, K = c->kernel_size;
-    SLOT(m->stem_w, VC_SHAPE4(C0, c->num_channels, P, P), "stem.0.weight", 0, 0);
-    SLOT(m->stem_b, VC_SHAPE1(C0), "stem.0.bias", 0, 0);
-    SLOT(m->stem_norm_w, VC_SHAPE1(C0), "stem.1.weight", 0, 0);
-    SLOT(m->stem_norm_b, VC_SHAPE1(C0), "stem.1.bias", 0, 0);
-    cnx_block *next = m->all_blocks;
+    SLOT(w->stem_w, VC_SHAPE4(C0, c->num_channels, P, P), "stem.0.weight", 0, 0);
+    SLOT(w->stem_b, VC_SHAPE1(C0), "stem.0.bias", 0, 0);
+    SLOT(w->stem_norm_w, VC_SHAPE1(C0), "stem.1.weight", 0, 0);
+    SLOT(w->stem_norm_b, VC_SHAPE1(C0), "stem.1.bias", 0, 0);
+    cnx_block *next = blocks;
     for (int i = 0; i < c->num_stages; i++) {
-        cnx_stage *s = &m->stages[i];
+        cnx_stage *s = &w->stages[i];
         const int64_t C = c->dims[i], E = (int64_t)c->mlp_ratio * C;
         if (i > 0) {
             const int64_t Cp = c->dims[i - 1];
@@ -95,11 +56,49 @@ vc_status vc_convnext_create(const vc_convnext_config *c, const vc_backend *be, 
         }
     }
     const int64_t CL = c->dims[c->num_stages - 1];
-    SLOT(m->head_norm_w, VC_SHAPE1(CL), "head.norm.weight", 0, 0);
-    SLOT(m->head_norm_b, VC_SHAPE1(CL), "head.norm.bias", 0, 0);
+    SLOT(w->head_norm_w, VC_SHAPE1(CL), "head.norm.weight", 0, 0);
+    SLOT(w->head_norm_b, VC_SHAPE1(CL), "head.norm.bias", 0, 0);
     if (c->num_labels > 0) {
-        SLOT(m->fc_w, VC_SHAPE2(c->num_labels, CL), "head.fc.weight", 0, 0);
-        SLOT(m->fc_b, VC_SHAPE1(c->num_labels), "head.fc.bias", 0, 0);
+        SLOT(w->fc_w, VC_SHAPE2(c->num_labels, CL), "head.fc.weight", 0, 0);
+        SLOT(w->fc_b, VC_SHAPE1(c->num_labels), "head.fc.bias", 0, 0);
+    }
+    return st;
+}
+
+vc_status vc_convnext_create(const vc_convnext_config *c, const vc_backend *be, vc_convnext **out) {
+    *out = NULL;
+    if (c->num_stages < 1 || c->num_stages > VC_CONVNEXT_MAX_STAGES)
+        return vc_fail(VC_ERR_ARG, "ConvNeXt config: %d stages (1..%d supported)", c->num_stages,
+                       VC_CONVNEXT_MAX_STAGES);
+    int nblocks = 0;
+    for (int i = 0; i < c->num_stages; i++) {
+        if (c->depths[i] < 0 || c->depths[i] > 1024 || c->dims[i] <= 0 || c->dims[i] > (1 << 16))
+            return vc_fail(VC_ERR_ARG, "ConvNeXt config: stage %d has depth %d and width %d", i, c->depths[i],
+                           c->dims[i]);
+        nblocks += c->depths[i];
+    }
+    if (c->num_channels <= 0 || c->stem_patch <= 0 || c->kernel_size <= 0 || c->kernel_size % 2 == 0 ||
+        c->mlp_ratio <= 0 || c->num_labels < 0 || !(c->eps > 0) || !(c->head_eps > 0))
+        return vc_fail(VC_ERR_ARG, "ConvNeXt config: invalid num_channels, patch, kernel size (odd), mlp ratio, "
+                                   "labels or eps");
+    vc_convnext *m = calloc(1, sizeof *m);
+    if (!m) return vc_fail(VC_ERR_MEMORY, "out of memory creating ConvNeXt");
+    m->cfg = *c;
+    m->be = be;
+    m->all_blocks = calloc(nblocks ? (size_t)nblocks : 1, sizeof *m->all_blocks);
+    m->all_grads = calloc(nblocks ? (size_t)nblocks : 1, sizeof *m->all_grads);
+    if (!m->all_blocks || !m->all_grads || vc_params_init(&m->params, 16 + 4 * c->num_stages + 9 * nblocks) ||
+        vc_params_init(&m->grads, 16 + 4 * c->num_stages + 9 * nblocks) || vc_arena_pool_init(&m->arenas, be)) {
+        free(m->all_blocks);
+        free(m->all_grads);
+        vc_params_free(&m->params);
+        vc_params_free(&m->grads);
+        free(m);
+        return vc_fail(VC_ERR_MEMORY, "out of memory creating ConvNeXt");
+    }
+    if (add_slots(m, &m->params, &m->w, m->all_blocks) || add_slots(m, &m->grads, &m->g, m->all_grads)) {
+        vc_convnext_free(m);
+        return vc_fail(VC_ERR_INTERNAL, "ConvNeXt parameter table overflow");
     }
     *out = m;
     return VC_OK;
@@ -107,9 +106,12 @@ vc_status vc_convnext_create(const vc_convnext_config *c, const vc_backend *be, 
 
 void vc_convnext_free(vc_convnext *m) {
     if (!m) return;
+    vc_convnext_train_free(m->train);
     vc_arena_pool_destroy(&m->arenas);
     vc_params_free(&m->params);
+    vc_params_free(&m->grads);
     free(m->all_blocks);
+    free(m->all_grads);
     free(m);
 }
 
@@ -176,13 +178,13 @@ vc_status vc_convnext_forward(vc_convnext *m, const float *px, int B, int H, int
         return st;
     }
 
-    be->conv2d(x, px, m->stem_w, m->stem_b, B, c->num_channels, H, W, c->dims[0], c->stem_patch, c->stem_patch,
+    be->conv2d(x, px, m->w.stem_w, m->w.stem_b, B, c->num_channels, H, W, c->dims[0], c->stem_patch, c->stem_patch,
                c->stem_patch, c->stem_patch, 0, 0, 1, 1, 1, scratch);
     int h = h0, w = w0;
-    be->layernorm_channels(x, x, m->stem_norm_w, m->stem_norm_b, B, c->dims[0], (size_t)h * w, c->eps);
+    be->layernorm_channels(x, x, m->w.stem_norm_w, m->w.stem_norm_b, B, c->dims[0], (size_t)h * w, c->eps);
     if (out->stem_map) memcpy(out->stem_map, x, sizeof(float) * B * c->dims[0] * h * w);
     for (int i = 0; i < c->num_stages; i++) {
-        const cnx_stage *s = &m->stages[i];
+        const cnx_stage *s = &m->w.stages[i];
         const int C = c->dims[i], E = c->mlp_ratio * C;
         if (i > 0) {
             const int Cp = c->dims[i - 1];
@@ -207,9 +209,9 @@ vc_status vc_convnext_forward(vc_convnext *m, const float *px, int B, int H, int
     const int CL = c->dims[c->num_stages - 1];
     if (out->pooled || out->logits) {
         be->global_avg_pool(pooled, x, B, CL, (size_t)h * w);
-        be->layernorm(pooled, pooled, m->head_norm_w, m->head_norm_b, (size_t)B, CL, c->head_eps);
+        be->layernorm(pooled, pooled, m->w.head_norm_w, m->w.head_norm_b, (size_t)B, CL, c->head_eps);
         if (out->pooled) memcpy(out->pooled, pooled, sizeof(float) * B * CL);
-        if (out->logits) be->linear(out->logits, pooled, m->fc_w, m->fc_b, B, c->num_labels, CL, 0);
+        if (out->logits) be->linear(out->logits, pooled, m->w.fc_w, m->w.fc_b, B, c->num_labels, CL, 0);
     }
     vc_arena_pool_give(&m->arenas, arena);
     return VC_OK;

@@ -50,3 +50,7 @@ vc_status vc_params_check_bound(const vc_param_table *t) {
         if (!*t->slots[i].field) return vc_fail(VC_ERR_ARG, "parameter %s was never loaded", t->slots[i].name);
     return VC_OK;
 }
+
+void vc_params_unbind(vc_param_table *t, int i) {
+    if (i >= 0 && i < t->n) *t->slots[i].field = NULL;
+}

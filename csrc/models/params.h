@@ -32,6 +32,8 @@ vc_status vc_params_add(vc_param_table *t, const float **field, int ndim, const 
 const char *vc_params_name(const vc_param_table *t, int i, int *ndim, int64_t shape[4]);
 /* Binds slot i to a float32 tensor of exactly the slot's shape, row-major. */
 vc_status vc_params_bind(vc_param_table *t, int i, const vc_tensor *x);
+/* Clears slot i (a gradient slot left unbound: that tensor is frozen). */
+void vc_params_unbind(vc_param_table *t, int i);
 /* VC_OK when every slot is bound, else names the first unbound one. */
 vc_status vc_params_check_bound(const vc_param_table *t);
 

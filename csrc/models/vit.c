@@ -15,22 +15,44 @@
 
 #include "core/arena_pool.h"
 #include "models/params.h"
+#include "models/vit_internal.h"
+#include "models/vit_train.h"
 
 
-struct vc_vit {
-    vc_vit_config cfg;
-    const vc_backend *be;
-    const float *cls_token, *pos_embed, *patch_w, *patch_b, *ln_w, *ln_b;
-    const float *pool_w, *pool_b, *cls_w, *cls_b;
-    vc_encoder_layer *layers;
-    vc_param_table params;
-    vc_arena_pool arenas;
-};
 
-/* Slot shorthand for vc_vit_create: layer index l fills the %d in the name. */
-#define SLOT(field, shape, name) vc_params_add(&m->params, &(field), sizeof(shape) / sizeof(int64_t), shape, name, l, 0)
+
+/* Slot shorthand for add_slots: layer index l fills the %d in the name; the first failure sticks. */
+#define SLOT(field, shape, name) \
+    if (!st) st = vc_params_add(t, &(field), sizeof(shape) / sizeof(int64_t), shape, name, l, 0)
 
 static int grid_side(const vc_vit_config *c) { return c->image_size / c->patch_size; }
+
+/* The slots in checkpoint order, pointing into w; run once for the parameters and once for
+ * their gradients so that both tables share one slot numbering. */
+static vc_status add_slots(vc_vit *m, vc_param_table *t, vc_vit_weights *w) {
+    const vc_vit_config *c = &m->cfg;
+    vc_status st = VC_OK;
+    const int64_t C = c->hidden_size, I = c->intermediate_size, P = c->patch_size;
+    const int64_t T = 1 + (int64_t)grid_side(c) * grid_side(c);
+    int l = 0;
+    SLOT(w->cls_token, VC_SHAPE3(1, 1, C), "embeddings.cls_token");
+    SLOT(w->pos_embed, VC_SHAPE3(1, T, C), "embeddings.position_embeddings");
+    SLOT(w->patch_w, VC_SHAPE4(C, c->num_channels, P, P), "embeddings.patch_embeddings.projection.weight");
+    SLOT(w->patch_b, VC_SHAPE1(C), "embeddings.patch_embeddings.projection.bias");
+    for (l = 0; l < c->num_layers && !st; l++)
+        st = vc_encoder_layer_slots(t, &w->layers[l], "encoder.layer.%d.", l, (int)C, (int)I, c->qkv_bias);
+    SLOT(w->ln_w, VC_SHAPE1(C), "layernorm.weight");
+    SLOT(w->ln_b, VC_SHAPE1(C), "layernorm.bias");
+    if (c->has_pooler) {
+        SLOT(w->pool_w, VC_SHAPE2(m->cfg.pooler_size, C), "pooler.dense.weight");
+        SLOT(w->pool_b, VC_SHAPE1(m->cfg.pooler_size), "pooler.dense.bias");
+    }
+    if (c->num_labels > 0) {
+        SLOT(w->cls_w, VC_SHAPE2(c->num_labels, C), "classifier.weight");
+        SLOT(w->cls_b, VC_SHAPE1(c->num_labels), "classifier.bias");
+    }
+    return st;
+}
 
 vc_status vc_vit_create(const vc_vit_config *cfg, const vc_backend *be, vc_vit **out) {
     const vc_vit_config *c = cfg;
@@ -59,33 +81,21 @@ vc_status vc_vit_create(const vc_vit_config *cfg, const vc_backend *be, vc_vit *
     m->cfg = *c;
     if (m->cfg.pooler_size <= 0) m->cfg.pooler_size = c->hidden_size;
     m->be = be;
-    m->layers = calloc((size_t)c->num_layers, sizeof *m->layers);
-    if (!m->layers || vc_params_init(&m->params, 8 + 16 * c->num_layers) ||
-        vc_arena_pool_init(&m->arenas, be)) {
-        free(m->layers);
+    m->w.layers = calloc((size_t)c->num_layers, sizeof *m->w.layers);
+    m->g.layers = calloc((size_t)c->num_layers, sizeof *m->g.layers);
+    if (!m->w.layers || !m->g.layers || vc_params_init(&m->params, 8 + 16 * c->num_layers) ||
+        vc_params_init(&m->grads, 8 + 16 * c->num_layers) || vc_arena_pool_init(&m->arenas, be)) {
+        free(m->w.layers);
+        free(m->g.layers);
         vc_params_free(&m->params);
+        vc_params_free(&m->grads);
         free(m);
         return vc_fail(VC_ERR_MEMORY, "out of memory creating ViT");
     }
 
-    const int64_t C = c->hidden_size, I = c->intermediate_size, P = c->patch_size;
-    const int64_t T = 1 + (int64_t)grid_side(c) * grid_side(c);
-    int l = 0;
-    SLOT(m->cls_token, VC_SHAPE3(1, 1, C), "embeddings.cls_token");
-    SLOT(m->pos_embed, VC_SHAPE3(1, T, C), "embeddings.position_embeddings");
-    SLOT(m->patch_w, VC_SHAPE4(C, c->num_channels, P, P), "embeddings.patch_embeddings.projection.weight");
-    SLOT(m->patch_b, VC_SHAPE1(C), "embeddings.patch_embeddings.projection.bias");
-    for (l = 0; l < c->num_layers; l++)
-        vc_encoder_layer_slots(&m->params, &m->layers[l], "encoder.layer.%d.", l, (int)C, (int)I, c->qkv_bias);
-    SLOT(m->ln_w, VC_SHAPE1(C), "layernorm.weight");
-    SLOT(m->ln_b, VC_SHAPE1(C), "layernorm.bias");
-    if (c->has_pooler) {
-        SLOT(m->pool_w, VC_SHAPE2(m->cfg.pooler_size, C), "pooler.dense.weight");
-        SLOT(m->pool_b, VC_SHAPE1(m->cfg.pooler_size), "pooler.dense.bias");
-    }
-    if (c->num_labels > 0) {
-        SLOT(m->cls_w, VC_SHAPE2(c->num_labels, C), "classifier.weight");
-        SLOT(m->cls_b, VC_SHAPE1(c->num_labels), "classifier.bias");
+    if (add_slots(m, &m->params, &m->w) || add_slots(m, &m->grads, &m->g)) {
+        vc_vit_free(m);
+        return vc_fail(VC_ERR_INTERNAL, "ViT parameter table overflow");
     }
     *out = m;
     return VC_OK;
@@ -93,9 +103,12 @@ vc_status vc_vit_create(const vc_vit_config *cfg, const vc_backend *be, vc_vit *
 
 void vc_vit_free(vc_vit *m) {
     if (!m) return;
+    vc_vit_train_free(m->train);
     vc_arena_pool_destroy(&m->arenas);
     vc_params_free(&m->params);
-    free(m->layers);
+    vc_params_free(&m->grads);
+    free(m->w.layers);
+    free(m->g.layers);
     free(m);
 }
 
@@ -223,36 +236,36 @@ static vc_status vit_forward_batch(vc_vit *m, const float *px, int B, int Hi, in
     }
 
     /* Embeddings. Cropping to whole patches matches a stride-P convolution. */
-    const float *pos = m->pos_embed;
+    const float *pos = m->w.pos_embed;
     const int S = grid_side(c);
     if (gh != S || gw != S) {
-        memcpy(buf.pos, m->pos_embed, sizeof(float) * C);
-        interpolate_pos(buf.pos + C, m->pos_embed + C, S, gh, gw, C);
+        memcpy(buf.pos, m->w.pos_embed, sizeof(float) * C);
+        interpolate_pos(buf.pos + C, m->w.pos_embed + C, S, gh, gw, C);
         pos = buf.pos;
     }
     /* The kernel reads whole patches only, so a remainder (H or W not a multiple of the
      * patch size) is ignored exactly as a stride-P convolution ignores it. */
-    be->patch_embed(buf.x, px, m->patch_w, m->patch_b, B, c->num_channels, Hi, Wi, c->patch_size, C,
+    be->patch_embed(buf.x, px, m->w.patch_w, m->w.patch_b, B, c->num_channels, Hi, Wi, c->patch_size, C,
                     buf.patch_scratch);
     for (int b = 0; b < B; b++) {
         float *row0 = buf.x + (size_t)b * T * C;
-        memcpy(row0, m->cls_token, sizeof(float) * C);
+        memcpy(row0, m->w.cls_token, sizeof(float) * C);
         be->add(row0, row0, pos, (size_t)T * C);
     }
     if (out->hidden_states) memcpy(out->hidden_states[0], buf.x, sizeof(float) * BT * C);
 
     for (int l = 0; l < c->num_layers; l++) {
-        vc_encoder_layer_forward(be, &m->layers[l], buf.x, B, T, C, NH, I, c->act, c->layer_norm_eps, &scratch,
+        vc_encoder_layer_forward(be, &m->w.layers[l], buf.x, B, T, C, NH, I, c->act, c->layer_norm_eps, &scratch,
                                  out->attentions ? out->attentions[l] : NULL);
         if (out->hidden_states) memcpy(out->hidden_states[l + 1], buf.x, sizeof(float) * BT * C);
     }
 
     float *final = out->last_hidden ? out->last_hidden : scratch.h;
-    be->layernorm(final, buf.x, m->ln_w, m->ln_b, BT, C, c->layer_norm_eps);
+    be->layernorm(final, buf.x, m->w.ln_w, m->w.ln_b, BT, C, c->layer_norm_eps);
     for (int b = 0; b < B; b++) memcpy(buf.cls_rows + (size_t)b * C, final + (size_t)b * T * C, sizeof(float) * C);
-    if (out->logits) be->linear(out->logits, buf.cls_rows, m->cls_w, m->cls_b, B, c->num_labels, C, 0);
+    if (out->logits) be->linear(out->logits, buf.cls_rows, m->w.cls_w, m->w.cls_b, B, c->num_labels, C, 0);
     if (out->pooled) {
-        be->linear(out->pooled, buf.cls_rows, m->pool_w, m->pool_b, B, m->cfg.pooler_size, C, 0);
+        be->linear(out->pooled, buf.cls_rows, m->w.pool_w, m->w.pool_b, B, m->cfg.pooler_size, C, 0);
         for (size_t i = 0; i < (size_t)B * m->cfg.pooler_size; i++) out->pooled[i] = tanhf(out->pooled[i]);
     }
     vc_arena_pool_give(&m->arenas, arena);

@@ -2,6 +2,7 @@
 #include "python/py_model.h"
 
 #include "models/convnext.h"
+#include "python/py_convnext_train.h"
 
 static const vc_model_vtable convnext_vtable = {
     "convnext",
@@ -129,4 +130,4 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-int vc_py_register_convnext(PyObject *m) { return PyModule_AddFunctions(m, methods); }
+int vc_py_register_convnext(PyObject *m) { return PyModule_AddFunctions(m, methods) ? -1 : vc_py_register_convnext_train(m); }

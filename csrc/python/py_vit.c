@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "models/vit.h"
+#include "python/py_vit_train.h"
 
 static int parse_activation(const char *name, vc_activation *act) {
     if (!strcmp(name, "gelu")) *act = VC_ACT_GELU;
@@ -155,4 +156,4 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-int vc_py_register_vit(PyObject *m) { return PyModule_AddFunctions(m, methods); }
+int vc_py_register_vit(PyObject *m) { return PyModule_AddFunctions(m, methods) ? -1 : vc_py_register_vit_train(m); }

@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import hub
 from ..io import load_state_dict
+from .training import TrainingMixin, as_parameter, init_head
 
 
 def read_json(path: Path) -> dict:
@@ -54,7 +55,7 @@ def parse_id2label(config: dict) -> dict[int, str]:
     return {i: f"LABEL_{i}" for i in range(n)}
 
 
-class PreTrainedModel:
+class PreTrainedModel(TrainingMixin):
     """Base for models whose compute lives in a C object (`self._c`).
 
     Subclasses define `_bind_parameters(state)` mapping checkpoint arrays onto the C
@@ -65,7 +66,8 @@ class PreTrainedModel:
     main_input_name = "pixel_values"
 
     def __init__(self):
-        self._params: dict[str, np.ndarray] = {}
+        self._init_training()
+        self._params: dict[str, np.ndarray] = {}  # name -> visionc.nn.Parameter
         self.name_or_path: str | None = None
         self.local_dir: Path | None = None  # the directory it was loaded from (processor config lives there)
 
@@ -76,7 +78,16 @@ class PreTrainedModel:
         """Loads a local directory, a weights file, or a hub repo id (through the hub cache).
 
         Keyword arguments that name config fields (id2label, ...) override the config; the
-        rest go to the family's constructor (e.g. add_pooling_layer)."""
+        rest go to the family's constructor (e.g. add_pooling_layer). num_labels=n sets
+        LABEL_0.. names unless id2label is given. ignore_mismatched_sizes=True re-initialises a
+        classifier whose shape disagrees with the config (else ValueError naming the tensor);
+        a classifier missing from the checkpoint is always initialised (as transformers)."""
+        ignore_mismatched = bool(kwargs.pop("ignore_mismatched_sizes", False))
+        if "num_labels" in kwargs:
+            n = int(kwargs.pop("num_labels"))
+            if "id2label" in kwargs and len(kwargs["id2label"]) != n:
+                raise ValueError(f"num_labels={n} disagrees with id2label ({len(kwargs['id2label'])} labels)")
+            kwargs.setdefault("id2label", {i: f"LABEL_{i}" for i in range(n)})
         directory, weights = locate(name_or_path, revision=revision, cache_dir=cache_dir, token=token,
                                     local_files_only=local_files_only)
         state = load_state_dict(weights)
@@ -93,6 +104,7 @@ class PreTrainedModel:
             else:
                 build_kwargs[k] = v
         model = cls._build(config, state, **build_kwargs)
+        model._ignore_mismatched_sizes = ignore_mismatched
         model._load(state, str(weights), names)
         model.name_or_path = str(name_or_path)
         model.local_dir = directory
@@ -108,19 +120,47 @@ class PreTrainedModel:
         return cls(config, **kwargs)
 
     def _load(self, state: dict, source: str, names: dict | None = None):
-        """Binds every C slot to its (checked, float32, contiguous) array: no copies for F32."""
+        """Binds every C slot to its (checked, float32, contiguous) array: no copies for F32.
+
+        names maps a slot to its checkpoint name, or to (name, start, stop) for a slot that is
+        rows start:stop of a fused checkpoint tensor (timm's qkv): the fused array, present in
+        `state` under its own name, becomes one Parameter and the slot binds a view of it."""
         names = names or {}
         specs = self._c.param_specs()
-        missing = [n for n, _ in specs if n not in state]
+        head = tuple(getattr(self, "_head_prefixes", ()))
+        ignore = getattr(self, "_ignore_mismatched_sizes", False)
+        rng = np.random.default_rng(0)
+        std = float(getattr(self.config, "initializer_range", None) or
+                    getattr(self.config, "extra", {}).get("initializer_range", 0.02))
+        missing = [n for n, _ in specs if n not in state and not (head and n.startswith(head))]
         if missing:
             shown = names.get(missing[0], missing[0])
+            shown = shown[0] if isinstance(shown, tuple) else shown
             raise ValueError(f"{source}: missing tensor {shown}" +
                              (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        self._slots = []
         for i, (name, shape) in enumerate(specs):
-            label = names.get(name, self._checkpoint_name(name))
-            arr = self._checked_array(label, state[name], shape, source)
+            entry = names.get(name, self._checkpoint_name(name))
+            if isinstance(entry, tuple):  # rows of a fused tensor
+                label, a, b = entry
+                if label not in self._params:
+                    self._params[label] = as_parameter(self._checked_array(label, state[label], state[label].shape,
+                                                                           source))
+                self._c.bind(i, np.asarray(self._params[label])[a:b])
+                self._slots.append((label, slice(a, b)))
+                continue
+            label = entry
+            value = state.get(name)
+            is_head = bool(head) and name.startswith(head)
+            if is_head and (value is None or (ignore and tuple(np.shape(value)) != tuple(shape))):
+                value = init_head(tuple(shape), name.endswith("bias"), std, rng)
+            elif is_head and tuple(np.shape(value)) != tuple(shape):
+                raise ValueError(f"{source}: tensor {label} has shape {tuple(np.shape(value))}, but the config needs "
+                                 f"{tuple(shape)} (pass ignore_mismatched_sizes=True to re-initialise the head)")
+            arr = self._checked_array(label, value, shape, source)
             self._c.bind(i, arr)
-            self._params[label] = arr
+            self._params[label] = as_parameter(arr)
+            self._slots.append((label, None))
 
     def _checkpoint_name(self, name: str) -> str:
         return name

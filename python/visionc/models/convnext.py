@@ -34,6 +34,8 @@ class ConvNextConfig:
     norm_eps: float = 1e-6       # stem, downsample and block norms (fixed at 1e-6 by both libraries)
     head_norm_eps: float = 1e-6  # timm: 1e-6; transformers: config.layer_norm_eps
     image_size: int = 224
+    drop_path_rate: float = 0.0      # training only: stochastic depth, linear over the blocks
+    initializer_range: float = 0.02  # std of a re-initialised classifier
     id2label: dict = field(default_factory=dict)
     model_type: str = "convnext"
     extra: dict = field(default_factory=dict)
@@ -134,7 +136,9 @@ class ConvNextModel(PreTrainedModel):
             id2label = {i: (labels[i] if labels and i < len(labels) else f"LABEL_{i}") for i in range(n)}
             size = (pre.get("input_size") or [3, 224, 224])[-1]
             cfg = ConvNextConfig(**shape, norm_eps=1e-6, head_norm_eps=1e-6, image_size=int(size), id2label=id2label,
-                                 extra={"timm_architecture": raw.get("architecture", "convnext")})
+                                 drop_path_rate=float(raw.get("drop_path_rate", 0.0) or 0.0),
+                                 extra={"timm_architecture": raw.get("architecture", "convnext"),
+                                        "timm_config": dict(raw)})
             return cfg, state, {}
         mt = raw.get("model_type")
         if mt != "convnext":
@@ -148,12 +152,50 @@ class ConvNextModel(PreTrainedModel):
                 raise ValueError(f"{source}: config.json {key} {raw[key]} disagrees with the weights ({want})")
         cfg = ConvNextConfig(**shape, norm_eps=1e-6, head_norm_eps=float(raw.get("layer_norm_eps", 1e-12)),
                              image_size=int(raw.get("image_size", 224)), id2label=parse_id2label(raw),
+                             drop_path_rate=float(raw.get("drop_path_rate", 0.0) or 0.0),
+                             initializer_range=float(raw.get("initializer_range", 0.02)),
                              extra={k: v for k, v in raw.items() if k not in ("id2label", "label2id")})
         return cfg, timm_state, names
 
     @property
     def source_format(self) -> str:
         return "timm" if "timm_architecture" in self.config.extra else "transformers"
+
+    # Training -------------------------------------------------------------------------
+    _family = "convnext"
+    _head_prefixes = ("head.fc.",)
+
+    def _checkpoint_name(self, name: str) -> str:
+        if self.source_format == "transformers":  # only reached for a head the checkpoint lacks
+            return "classifier." + name[len("head.fc."):] if name.startswith("head.fc.") else "convnext." + name
+        return name
+
+    def _train_forward(self, px, labels, seed):
+        if not self._with_head:
+            raise NotImplementedError("training needs ConvNextForImageClassification (a classifier head)")
+        return _C.convnext_train_forward(self._c, px, labels, float(self.config.drop_path_rate),
+                                         float(self.label_smoothing), seed, self._checkpointing)
+
+    def _save_layout(self):
+        state = {name: np.asarray(p) for name, p in self._params.items()}
+        cfg = self.config
+        if self.source_format == "timm":
+            out = dict(cfg.extra.get("timm_config") or {})
+            out.setdefault("architecture", cfg.extra["timm_architecture"])
+            out["num_classes"] = cfg.num_labels
+            out["num_features"] = cfg.hidden_sizes[-1]
+            out["label_names"] = [cfg.id2label[i] for i in range(cfg.num_labels)]
+            return state, out
+        out = dict(cfg.extra)
+        out.update(model_type="convnext", num_channels=cfg.num_channels, patch_size=cfg.patch_size,
+                   hidden_sizes=list(cfg.hidden_sizes), depths=list(cfg.depths), num_stages=cfg.num_stages,
+                   layer_norm_eps=cfg.head_norm_eps, image_size=cfg.image_size, drop_path_rate=cfg.drop_path_rate,
+                   initializer_range=cfg.initializer_range,
+                   id2label={str(k): v for k, v in cfg.id2label.items()},
+                   label2id={v: k for k, v in cfg.id2label.items()})
+        out.pop("num_labels", None)
+        out["architectures"] = ["ConvNextForImageClassification" if self._with_head else "ConvNextModel"]
+        return state, out
 
     def _run(self, pixel_values, stages=(), pooled=False, logits=False, stem=False):
         px = self._pixel_values(pixel_values, self.config.num_channels)
@@ -198,12 +240,19 @@ class ConvNextForImageClassification(ConvNextModel):
             raise ValueError("ConvNextForImageClassification needs a classifier head (num_labels > 0)")
         super().__init__(config)
 
-    def __call__(self, pixel_values, labels=None, output_hidden_states: bool = False, return_dict: bool = True):
+    def __call__(self, pixel_values, labels=None, output_hidden_states: bool = False, return_dict: bool = True,
+                 seed: int | None = None):
         from .vit import cross_entropy
+        if self.training:
+            if output_hidden_states:
+                raise NotImplementedError("in train mode the forward returns loss and logits only")
+            loss, logits = self._train_call(pixel_values, labels, seed)
+            out = ImageClassifierOutputWithNoAttention(loss=loss, logits=logits)
+            return out if return_dict else out.to_tuple()
         n = self.config.num_stages
         maps, _, logits, stem = self._run(pixel_values, tuple(range(n)) if output_hidden_states else (),
                                           logits=True, stem=output_hidden_states)
-        loss = cross_entropy(logits, labels, self.config.num_labels) if labels is not None else None
+        loss = cross_entropy(logits, labels, self.config.num_labels, self.label_smoothing) if labels is not None else None
         out = ImageClassifierOutputWithNoAttention(loss=loss, logits=logits,
                                                    hidden_states=(stem, *maps) if output_hidden_states else None)
         return out if return_dict else out.to_tuple()

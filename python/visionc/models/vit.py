@@ -27,6 +27,9 @@ class ViTConfig:
     qkv_bias: bool = True
     pooler_output_size: int | None = None
     pooler_act: str = "tanh"
+    hidden_dropout_prob: float = 0.0           # training only: embeddings, attention and MLP outputs
+    attention_probs_dropout_prob: float = 0.0  # training only (not supported above 0 yet)
+    initializer_range: float = 0.02            # std of a re-initialised classifier
     id2label: dict = field(default_factory=dict)
     model_type: str = "vit"
     extra: dict = field(default_factory=dict)  # keys we carry but do not use, written back on save
@@ -97,9 +100,11 @@ def is_timm_vit(state: dict) -> bool:
     return "patch_embed.proj.weight" in state and any(k.startswith("blocks.") for k in state)
 
 
-def timm_to_hf(state: dict, source: str) -> dict:
-    """Renames timm keys; the fused qkv is split into row blocks (views, no copy)."""
-    out = {}
+def timm_to_hf(state: dict, source: str) -> tuple[dict, dict]:
+    """Renames timm keys: (state under the C model's names, {C name: timm name}). The fused qkv
+    stays in the state under its timm name and each of query/key/value maps to
+    (timm name, first row, end row): one Parameter whose row blocks the C slots view."""
+    out, names = {}, {}
     unsupported = [k for k in state if k.startswith(("reg_token", "fc_norm", "attn_pool", "norm_pre"))
                    or ".ls1." in k or ".ls2." in k or ".q_norm." in k or ".k_norm." in k]
     if unsupported:
@@ -111,16 +116,21 @@ def timm_to_hf(state: dict, source: str) -> dict:
             if v.shape[0] % 3:
                 raise ValueError(f"{source}: tensor {k} has shape {v.shape}, not three stacked blocks")
             n = v.shape[0] // 3
+            out[k] = v
             for i, part in enumerate(("query", "key", "value")):
-                out[f"encoder.layer.{layer}.attention.attention.{part}.{kind}"] = v[i * n:(i + 1) * n]
+                slot = f"encoder.layer.{layer}.attention.attention.{part}.{kind}"
+                out[slot] = v[i * n:(i + 1) * n]
+                names[slot] = (k, i * n, (i + 1) * n)
             continue
         for pat, rep in _TIMM_RENAMES:
             if re.match(pat, k):
-                out[re.sub(pat, rep, k)] = v
+                slot = re.sub(pat, rep, k)
+                out[slot] = v
+                names[slot] = k
                 break
         else:
             raise ValueError(f"{source}: unexpected tensor {k} in a timm ViT checkpoint")
-    return out
+    return out, names
 
 
 def timm_config(state: dict, timm_cfg: dict | None, source: str) -> ViTConfig:
@@ -144,7 +154,7 @@ def timm_config(state: dict, timm_cfg: dict | None, source: str) -> ViTConfig:
                     layer_norm_eps=1e-6, image_size=side * P, patch_size=P,
                     num_channels=int(state["patch_embed.proj.weight"].shape[1]),
                     qkv_bias="blocks.0.attn.qkv.bias" in state, id2label=id2label)
-    cfg.extra = {"timm_architecture": arch}
+    cfg.extra = {"timm_architecture": arch, "timm_config": dict(timm_cfg)}
     return cfg
 
 
@@ -167,7 +177,8 @@ class ViTModel(PreTrainedModel):
     @classmethod
     def _prepare(cls, state, raw, source):
         if is_timm_vit(state):
-            return timm_config(state, raw, source), timm_to_hf(state, source), {}
+            renamed, names = timm_to_hf(state, source)
+            return timm_config(state, raw, source), renamed, names
         if raw is None:
             raise FileNotFoundError(f"{source}: no config.json beside it (needed for transformers checkpoints)")
         mt = raw.get("model_type")
@@ -188,10 +199,39 @@ class ViTModel(PreTrainedModel):
         return "timm" if "timm_architecture" in self.config.extra else "transformers"
 
     def _checkpoint_name(self, name: str) -> str:
-        """Names as transformers saves this class: ViTForImageClassification prefixes 'vit.'."""
+        """Names as transformers saves this class: ViTForImageClassification prefixes 'vit.'
+        (timm checkpoints name every tensor themselves, except a head they lack)."""
+        if self.source_format == "timm":
+            return "head." + name[len("classifier."):] if name.startswith("classifier.") else name
         if self._with_head and not name.startswith("classifier."):
             return "vit." + name
         return name
+
+    # Training -------------------------------------------------------------------------
+    _family = "vit"
+
+    def _train_forward(self, px, labels, seed):
+        if self.config.attention_probs_dropout_prob > 0:
+            raise NotImplementedError("training with attention_probs_dropout_prob > 0 is not supported yet; set "
+                                      "model.config.attention_probs_dropout_prob = 0.0")
+        if not self._with_head:
+            raise NotImplementedError("training needs ViTForImageClassification (a classifier head)")
+        return _C.vit_train_forward(self._c, px, labels, float(self.config.hidden_dropout_prob),
+                                    float(self.label_smoothing), seed, self._checkpointing)
+
+    def _save_layout(self):
+        state = {name: np.asarray(p) for name, p in self._params.items()}
+        if self.source_format == "timm":
+            cfg = dict(self.config.extra.get("timm_config") or {})
+            cfg.setdefault("architecture", self.config.extra["timm_architecture"])
+            cfg["num_classes"] = self.config.num_labels
+            cfg["num_features"] = self.config.hidden_size
+            cfg["label_names"] = [self.config.id2label[i] for i in range(self.config.num_labels)]
+            return state, cfg
+        cfg = self.config.to_dict()
+        cfg["architectures"] = ["ViTForImageClassification" if self._with_head else "ViTModel"]
+        cfg.pop("timm_architecture", None)
+        return state, cfg
 
     # Forward --------------------------------------------------------------------------
     def _run(self, pixel_values, interpolate_pos_encoding, want_pooled, want_logits, output_hidden_states,
@@ -244,19 +284,26 @@ class ViTForImageClassification(ViTModel):
 
     def __call__(self, pixel_values, labels=None, output_hidden_states: bool = False,
                  output_attentions: bool = False, interpolate_pos_encoding: bool = False,
-                 return_dict: bool = True):
+                 return_dict: bool = True, seed: int | None = None):
+        if self.training:
+            if output_hidden_states or output_attentions or interpolate_pos_encoding:
+                raise NotImplementedError("in train mode the forward returns loss and logits only (and needs the "
+                                          "config's image size); call model.eval() for the other outputs")
+            loss, logits = self._train_call(pixel_values, labels, seed)
+            out = ImageClassifierOutput(loss=loss, logits=logits)
+            return out if return_dict else out.to_tuple()
         _, _, logits, hidden, attn = self._run(pixel_values, interpolate_pos_encoding, False, True,
                                                output_hidden_states, output_attentions)
         loss = None
         if labels is not None:
-            loss = cross_entropy(logits, labels, self.config.num_labels)
+            loss = cross_entropy(logits, labels, self.config.num_labels, self.label_smoothing)
         out = ImageClassifierOutput(loss=loss, logits=logits, hidden_states=hidden, attentions=attn)
         return out if return_dict else out.to_tuple()
 
     forward = __call__
 
 
-def cross_entropy(logits: np.ndarray, labels, num_labels: int) -> float:
+def cross_entropy(logits: np.ndarray, labels, num_labels: int, label_smoothing: float = 0.0) -> float:
     labels = np.asarray(labels)
     if labels.shape != (logits.shape[0],) or labels.dtype.kind not in "iu":
         raise ValueError(f"labels must be integers of shape ({logits.shape[0]},), got {labels.dtype} {labels.shape}")
@@ -265,7 +312,10 @@ def cross_entropy(logits: np.ndarray, labels, num_labels: int) -> float:
     z = logits.astype(np.float64)
     z = z - z.max(axis=1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return float(-logp[np.arange(len(labels)), labels].mean())
+    nll = -logp[np.arange(len(labels)), labels]
+    if label_smoothing:  # torch: (1 - e) * nll + e * mean over classes of -log p
+        nll = (1 - label_smoothing) * nll - label_smoothing * logp.mean(axis=1)
+    return float(nll.mean())
 
 
 # transformers >= 5 names ViT's modules differently in memory (save_pretrained converts back

@@ -1,0 +1,232 @@
+"""Fine-tuning on the C core: train/eval modes, gradients, freezing, checkpointing, saving.
+
+    model = visionc.AutoModelForImageClassification.from_pretrained(path, num_labels=10,
+                                                                    ignore_mismatched_sizes=True)
+    model.train()
+    opt = visionc.optim.AdamW(model.parameters(), lr=1e-4)
+    for px, labels in batches:
+        out = model(px, labels=labels)   # keeps activations (in C) for one backward
+        model.backward()                 # p.grad += d out.loss / d p, for p.requires_grad
+        opt.step(); model.zero_grad()
+    model.save_pretrained("out/")
+
+Gradients live in NumPy arrays (`p.grad`, float32, p's shape) that the C core accumulates
+into directly: they are bound to the C model at each backward(), never copied. A parameter
+with requires_grad=False gets no gradient and costs no work; when every parameter below
+some block is frozen, backward stops at that block.
+
+Training is one step at a time per model: the kept activations belong to the model (the C
+core refuses a second concurrent training call). Inference calls may run concurrently.
+
+Dropout masks come from a counter-based generator keyed by the model's seed (`model.seed(n)`)
+and a step counter, so a run is reproducible; they do not reproduce torch's masks.
+`model.label_smoothing` (default: config's label_smoothing if present, else 0.0) is used by
+the training loss, as torch's CrossEntropyLoss(label_smoothing=...).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .._native import _C
+from ..io import save_state_dict
+from ..nn import Parameter
+
+_MASK64 = (1 << 64) - 1
+
+
+class TrainingMixin:
+    """Training API shared by every family; the family supplies `_family` (the _C prefix),
+    `_train_forward(px, labels, seed)`, `_head_prefixes` (C slot names of the classifier) and
+    `_save_layout()` -> (state, config dict)."""
+
+    _head_prefixes: tuple = ("classifier.",)
+    training: bool = False
+
+    def _init_training(self):
+        self.training = False
+        self.label_smoothing = 0.0
+        self._seed = 0
+        self._step = 0
+        self._checkpointing = False
+        self._kept = False
+        self._slots: list = []       # per C slot: (parameter name, row slice or None)
+        self._grad_views: list = []  # what each C gradient slot is bound to (kept alive here)
+
+    # Modes ----------------------------------------------------------------------------
+    def train(self, mode: bool = True):
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def seed(self, n: int):
+        """Seeds dropout / drop-path masks: the same seed and call sequence give the same masks."""
+        self._seed = int(n) & _MASK64
+        self._step = 0
+        return self
+
+    def _next_seed(self) -> int:
+        s = (self._seed * 0x9E3779B97F4A7C15 + self._step * 0xD1B54A32D192ED03 + 1) & _MASK64
+        self._step += 1
+        return s
+
+    def gradient_checkpointing_enable(self):
+        """Keep only each block's input in training forwards; backward recomputes the block."""
+        self._checkpointing = True
+
+    def gradient_checkpointing_disable(self):
+        self._checkpointing = False
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return self._checkpointing
+
+    def training_memory(self) -> int:
+        """Bytes of activation memory the C core holds for training (saved tensors + scratch)."""
+        return int(getattr(_C, f"{self._family}_train_memory")(self._c))
+
+    # Gradients ------------------------------------------------------------------------
+    def zero_grad(self, set_to_none: bool = False):
+        for p in self._params.values():
+            if p.grad is not None:
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.fill(0)
+
+    def _bind_grads(self):
+        """Points every C gradient slot at its parameter's .grad (made when None); frozen -> unbound."""
+        bind = getattr(_C, f"{self._family}_bind_grad")
+        views = []
+        for i, (name, rows) in enumerate(self._slots):
+            p = self._params[name]
+            g = None
+            if p.requires_grad:
+                if not (isinstance(p.grad, np.ndarray) and p.grad.dtype == np.float32 and p.grad.shape == p.shape
+                        and p.grad.flags.c_contiguous and p.grad.flags.writeable):
+                    old = p.grad
+                    p.grad = np.zeros(p.shape, np.float32)
+                    if old is not None:
+                        p.grad += np.asarray(old, dtype=np.float32)
+                g = p.grad if rows is None else p.grad[rows]
+            else:
+                p.grad = None
+            bind(self._c, i, g)
+            views.append(g)
+        self._grad_views = views
+
+    def backward(self):
+        """Adds d loss / d p into p.grad for every parameter with requires_grad, for the loss of
+        the last training forward (train mode, with labels). One backward per forward."""
+        if not self._kept:
+            raise RuntimeError("backward() needs a forward with labels in train mode first (model.train(); "
+                               "model(px, labels=labels)); each forward allows one backward")
+        self._bind_grads()
+        self._kept = False
+        getattr(_C, f"{self._family}_backward")(self._c)
+
+    # Freezing -------------------------------------------------------------------------
+    def freeze(self, until: str | None = None, head_only: bool = False):
+        """head_only=True: train only the classifier. until=prefix: freeze every parameter
+        before the first one whose name starts with `prefix` (model order), e.g.
+        "vit.encoder.layer.8". Frozen parameters lose their .grad."""
+        names = list(self._params)
+        if head_only:
+            head = self._head_names()
+            if not head:
+                raise ValueError("this model has no classifier to train alone")
+            frozen = [n for n in names if n not in head]
+        elif until is not None:
+            idx = next((i for i, n in enumerate(names) if n.startswith(until)), None)
+            if idx is None:
+                raise ValueError(f"freeze(until={until!r}): no parameter name starts with it "
+                                 f"(names look like {names[min(4, len(names) - 1)]!r})")
+            frozen = names[:idx]
+        else:
+            frozen = names
+        for n in frozen:
+            self._params[n].requires_grad = False
+            self._params[n].grad = None
+
+    def unfreeze(self):
+        for p in self._params.values():
+            p.requires_grad = True
+
+    def _head_names(self) -> set:
+        return {name for (name, _), (slot, _) in zip(self._slots, self._c.param_specs())
+                if slot.startswith(self._head_prefixes)}
+
+    # Training forward -----------------------------------------------------------------
+    def _train_call(self, pixel_values, labels, seed=None):
+        """(loss or None, logits) of a training forward; keeps activations when labels are given."""
+        self._kept = False
+        px = self._pixel_values(pixel_values, self.config.num_channels)
+        lab = None
+        if labels is not None:
+            lab = self._check_labels(labels, px.shape[0])
+        s = self._next_seed() if seed is None else int(seed) & _MASK64
+        loss, logits = self._train_forward(px, lab, s)
+        self._kept = lab is not None
+        return loss, logits
+
+    def _check_labels(self, labels, batch: int) -> np.ndarray:
+        if hasattr(labels, "detach") and hasattr(labels, "numpy"):
+            labels = labels.detach().cpu().numpy()
+        lab = np.asarray(labels)
+        if lab.dtype.kind not in "iu" or lab.shape != (batch,):
+            raise ValueError(f"labels must be integers of shape ({batch},), got {lab.dtype} {lab.shape}")
+        n = self.config.num_labels
+        bad = np.flatnonzero((lab < 0) | (lab >= n))
+        if bad.size:
+            raise ValueError(f"label {int(lab[bad[0]])} (at position {int(bad[0])}) is out of range: the model has "
+                             f"{n} labels (0..{n - 1})")
+        return lab.astype(np.int64)
+
+    # Saving ---------------------------------------------------------------------------
+    def save_pretrained(self, save_directory):
+        """config.json + model.safetensors in the checkpoint's own naming (+ the processor
+        config when the model was loaded from a directory that has one). Each file is written
+        to a temporary name and renamed, so a crash never leaves a half-written file."""
+        d = Path(save_directory)
+        d.mkdir(parents=True, exist_ok=True)
+        state, config = self._save_layout()
+        save_state_dict(d / "model.safetensors", state)
+        _write_json_atomic(d / "config.json", config)
+        src = Path(self.local_dir) / "preprocessor_config.json" if self.local_dir else None
+        if src is not None and src.exists() and src.resolve() != (d / "preprocessor_config.json").resolve():
+            tmp = d / ".preprocessor_config.json.tmp"
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, d / "preprocessor_config.json")
+
+
+def _write_json_atomic(path: Path, obj: dict):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def init_head(shape: tuple, is_bias: bool, std: float, rng: np.random.Generator) -> np.ndarray:
+    """A re-initialised classifier tensor as transformers does it: N(0, std) weights, zero bias."""
+    if is_bias:
+        return np.zeros(shape, np.float32)
+    return (rng.standard_normal(shape) * std).astype(np.float32)
+
+
+def as_parameter(arr: np.ndarray) -> Parameter:
+    return arr if isinstance(arr, Parameter) else Parameter(arr)
