@@ -1,5 +1,4 @@
 """RandomResizedCrop (torchvision's algorithm) properties, seeded augmentation, DataLoader batches."""
-import math
 
 import numpy as np
 import pytest

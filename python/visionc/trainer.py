@@ -71,7 +71,7 @@ class Trainer:
                  freeze: str | None = None, checkpoint_every: int | None = None, keep_checkpoints: int = 2,
                  output_dir=None, resume=False, seed: int = 0, progress: bool = True,
                  gradient_checkpointing: bool = False, processor=None, image_size: int | None = None,
-                 augment: bool = True, eval_batch_size: int | None = None, num_workers: int = 2,
+                 augment: bool | dict = True, eval_batch_size: int | None = None, num_workers: int = 2,
                  model_kwargs: dict | None = None, callbacks=()):
         self.model = model
         self.epochs = _positive_int("epochs", epochs)
@@ -95,6 +95,9 @@ class Trainer:
         self.checkpoint_every, self.keep_checkpoints = checkpoint_every, keep_checkpoints
         self.output_dir = None if output_dir is None else os.fspath(output_dir)
         self.resume, self.seed, self.progress = resume, int(seed), bool(progress)
+        # augment: True / False, or DataLoader options such as {"scale": (0.5, 1), "flip_p": 0}
+        # (mirroring is wrong for digits and text, tiny crops for small objects).
+        self.augment_options = dict(augment) if isinstance(augment, dict) else {}
         self.image_size, self.augment = image_size, bool(augment)
         self.model_kwargs = dict(model_kwargs or {})
         self.callbacks = list(callbacks)
@@ -121,7 +124,8 @@ class Trainer:
             from .image_processing import AutoImageProcessor
             processor = AutoImageProcessor.from_pretrained(model.local_dir)
         self.train_loader = DataLoader(train_ds, processor, self.batch_size, train=True, augment=self.augment,
-                                       seed=self.seed, image_size=image_size, num_workers=num_workers)
+                                       seed=self.seed, image_size=image_size, num_workers=num_workers,
+                                       **self.augment_options)
         self.processor = self.train_loader.processor
         self.eval_loader = None
         if eval_dataset is not None and len(eval_dataset):
@@ -178,7 +182,8 @@ class Trainer:
                 "schedule": self.schedule_name, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps,
                 "lr": self.lr, "weight_decay": self.weight_decay, "max_grad_norm": self.max_grad_norm,
                 "label_smoothing": self.label_smoothing, "image_size": list(self.train_loader.size),
-                "augment": self.augment, "num_labels": self.num_labels, "classes": list(self.train_dataset.classes)}
+                "augment": json.loads(json.dumps(self.augment_options)) if self.augment_options else self.augment,
+                "num_labels": self.num_labels, "classes": list(self.train_dataset.classes)}
 
     # ---- checkpoints --------------------------------------------------------------------
 
