@@ -1,4 +1,4 @@
-"""Command line: python -m visionc {classify,embed} IMAGE... (see --help)."""
+"""Command line: python -m visionc {classify,embed} IMAGE... | finetune DATA_DIR (see --help)."""
 from __future__ import annotations
 
 import argparse
@@ -67,6 +67,8 @@ def main(argv=None) -> int:
     p.add_argument("--pooling", choices=("cls", "mean", "pooler"), default="cls")
     p.add_argument("--normalize", action="store_true", help="L2-normalise each embedding")
     p.set_defaults(run=_embed)
+    from .cli_finetune import add_parser as _add_finetune
+    _add_finetune(sub)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
