@@ -22,7 +22,7 @@ def _model():
 
 def test_real_vit_tiny_learns_and_resumes_exactly(tmp_path):
     data = make_image_folder(tmp_path / "data", per_class=6, size=(40, 48))
-    kw = dict(train_dir=data, eval_split=0.2, epochs=2, batch_size=4, lr=1e-3, progress=False, seed=0,
+    kw = dict(train_dir=data, eval_split=0.2, epochs=2, batch_size=4, lr=1e-4, progress=False, seed=0,
               output_dir=tmp_path / "out", checkpoint_every=3, keep_checkpoints=10)
     ref_trainer = Trainer(_model(), **kw)
     ref = ref_trainer.train()
