@@ -129,7 +129,8 @@ void vc_convnext_stage_size(const vc_convnext *m, int stage, int H, int W, int *
     *Ws = w;
 }
 
-vc_status vc_convnext_forward(vc_convnext *m, const float *px, int B, int H, int W, const vc_convnext_outputs *out) {
+static vc_status convnext_forward_batch(vc_convnext *m, const float *px, int B, int H, int W,
+                                        const vc_convnext_outputs *out) {
     const vc_convnext_config *c = &m->cfg;
     const vc_backend *be = m->be;
     if (B <= 0) return vc_fail(VC_ERR_ARG, "pixel_values: batch is empty");
@@ -215,4 +216,42 @@ vc_status vc_convnext_forward(vc_convnext *m, const float *px, int B, int H, int
     }
     vc_arena_pool_give(&m->arenas, arena);
     return VC_OK;
+}
+
+/* Images [lo, hi) of a batch, every pointer offset to image lo (see vc_parallel_chunks). */
+typedef struct {
+    vc_convnext *m;
+    const float *px;
+    int H, W;
+    const vc_convnext_outputs *out;
+} cnx_chunk_job;
+
+static vc_status convnext_chunk(void *ctx, int lo, int hi) {
+    const cnx_chunk_job *j = ctx;
+    const vc_convnext_config *c = &j->m->cfg;
+    float *maps[VC_CONVNEXT_MAX_STAGES] = {0};
+    vc_convnext_outputs o = {0};
+    int hs, ws;
+    if (j->out->stem_map) {
+        vc_convnext_stage_size(j->m, 0, j->H, j->W, &hs, &ws);
+        o.stem_map = j->out->stem_map + (size_t)lo * c->dims[0] * hs * ws;
+    }
+    if (j->out->stage_maps) {
+        for (int i = 0; i < c->num_stages; i++) {
+            if (!j->out->stage_maps[i]) continue;
+            vc_convnext_stage_size(j->m, i, j->H, j->W, &hs, &ws);
+            maps[i] = j->out->stage_maps[i] + (size_t)lo * c->dims[i] * hs * ws;
+        }
+        o.stage_maps = maps;
+    }
+    const int CL = c->dims[c->num_stages - 1];
+    if (j->out->pooled) o.pooled = j->out->pooled + (size_t)lo * CL;
+    if (j->out->logits) o.logits = j->out->logits + (size_t)lo * c->num_labels;
+    return convnext_forward_batch(j->m, j->px + (size_t)lo * c->num_channels * j->H * j->W, hi - lo, j->H, j->W, &o);
+}
+
+vc_status vc_convnext_forward(vc_convnext *m, const float *px, int B, int H, int W, const vc_convnext_outputs *out) {
+    if (B <= 0) return vc_fail(VC_ERR_ARG, "pixel_values: batch is empty");
+    cnx_chunk_job job = {m, px, H, W, out};
+    return vc_parallel_chunks(B, convnext_chunk, &job);
 }

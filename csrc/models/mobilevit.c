@@ -301,7 +301,8 @@ static void walk(mv_ctx *c, const vc_mobilevit *m, const float *px, int H, int W
     if (out->logits) c->be->linear(out->logits, pooled, m->cls_w, m->cls_b, c->B, cfg->num_labels, C, 0);
 }
 
-vc_status vc_mobilevit_forward(vc_mobilevit *m, const float *px, int B, int H, int W, const vc_mobilevit_outputs *out) {
+static vc_status mobilevit_forward_batch(vc_mobilevit *m, const float *px, int B, int H, int W,
+                                         const vc_mobilevit_outputs *out) {
     if (B <= 0) return vc_fail(VC_ERR_ARG, "pixel_values: batch is empty");
     if (vc_params_check_bound(&m->params)) return VC_ERR_ARG;
     if (out->logits && m->cfg.num_labels == 0) return vc_fail(VC_ERR_ARG, "this model has no classifier");
@@ -330,4 +331,40 @@ vc_status vc_mobilevit_forward(vc_mobilevit *m, const float *px, int B, int H, i
     walk(&c, m, px, H, W, out, pooled);
     vc_arena_pool_give(&m->arenas, arena);
     return VC_OK;
+}
+
+/* Images [lo, hi) of a batch, every pointer offset to image lo (see vc_parallel_chunks). */
+typedef struct {
+    vc_mobilevit *m;
+    const float *px;
+    int H, W;
+    const vc_mobilevit_outputs *out;
+} mv_chunk_job;
+
+static vc_status mobilevit_chunk(void *ctx, int lo, int hi) {
+    const mv_chunk_job *j = ctx;
+    const vc_mobilevit_config *c = &j->m->cfg;
+    float *maps[VC_MOBILEVIT_STAGES] = {0};
+    vc_mobilevit_outputs o = {0};
+    int hs, ws;
+    if (j->out->stage_maps) {
+        for (int i = 0; i < VC_MOBILEVIT_STAGES; i++) {
+            if (!j->out->stage_maps[i]) continue;
+            vc_mobilevit_stage_size(j->m, i, j->H, j->W, &hs, &ws);
+            maps[i] = j->out->stage_maps[i] + (size_t)lo * c->neck[i + 1] * hs * ws;
+        }
+        o.stage_maps = maps;
+    }
+    vc_mobilevit_stage_size(j->m, 4, j->H, j->W, &hs, &ws);
+    if (j->out->last_hidden) o.last_hidden = j->out->last_hidden + (size_t)lo * c->neck[6] * hs * ws;
+    if (j->out->pooled) o.pooled = j->out->pooled + (size_t)lo * c->neck[6];
+    if (j->out->logits) o.logits = j->out->logits + (size_t)lo * c->num_labels;
+    return mobilevit_forward_batch(j->m, j->px + (size_t)lo * c->num_channels * j->H * j->W, hi - lo, j->H, j->W,
+                                   &o);
+}
+
+vc_status vc_mobilevit_forward(vc_mobilevit *m, const float *px, int B, int H, int W, const vc_mobilevit_outputs *out) {
+    if (B <= 0) return vc_fail(VC_ERR_ARG, "pixel_values: batch is empty");
+    mv_chunk_job job = {m, px, H, W, out};
+    return vc_parallel_chunks(B, mobilevit_chunk, &job);
 }
