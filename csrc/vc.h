@@ -42,6 +42,9 @@ int vc_physical_cores(void);
  * the threads for the kernels inside. Used to run a batch as independent sub-batches: no
  * synchronisation between images, which matters on shared or virtual CPUs where every
  * barrier can cost a scheduler time slice. Returns the first failure. */
+/* Threads a kernel that splits its own work (a GEMM) may use here: 1 when called from inside
+ * another kernel's parallel region, else vc_get_num_threads(). */
+int vc_kernel_threads(void);
 vc_status vc_parallel_chunks(int n, vc_status (*fn)(void *ctx, int lo, int hi), void *ctx);
 
 /* CPU features, detected once at run time; kernels pick their paths from these. */

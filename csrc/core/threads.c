@@ -67,6 +67,14 @@ int vc_get_num_threads(void) {
     return num_threads;
 }
 
+int vc_kernel_threads(void) {
+#ifdef _OPENMP
+    /* Inside some kernel's parallel region (not a chunk's): stay on this thread. */
+    if (omp_in_parallel() && !chunk_threads) return 1;
+#endif
+    return vc_get_num_threads();
+}
+
 vc_status vc_parallel_chunks(int n, vc_status (*fn)(void *ctx, int lo, int hi), void *ctx) {
     const int nt = vc_get_num_threads();
     const int chunks = n < nt ? n : nt;

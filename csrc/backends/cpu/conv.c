@@ -25,7 +25,7 @@ int vc_conv_out_size(int in, int k, int stride, int pad, int dil) {
 void cpu_gemm_nn(int M, int N, int K, const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
     if (M <= 0 || N <= 0) return;
 #ifdef _OPENMP
-    const int nt = omp_in_parallel() ? 1 : vc_get_num_threads();
+    const int nt = vc_kernel_threads();
 #else
     const int nt = 1;
 #endif

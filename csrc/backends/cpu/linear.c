@@ -12,17 +12,31 @@
 #include "backends/cpu/cpu.h"
 #include "vc.h"
 
-void cpu_gemm_nt(int M, int N, int K, const float *a, int lda, const float *w, int ldw, float beta, float *c,
-                 int ldc) {
+/* One block of the output: columns [n0, n1) of rows [m0, m1), bias added while it is in cache. */
+static void gemm_nt_block(int m0, int m1, int n0, int n1, int K, const float *a, int lda, const float *w, int ldw,
+                          float beta, float *c, int ldc, const float *bias) {
+    vc_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m1 - m0, n1 - n0, K, 1.f, a + (size_t)m0 * lda, lda,
+             w + (size_t)n0 * ldw, ldw, beta, c + (size_t)m0 * ldc + n0, ldc);
+    if (!bias) return;
+    for (int m = m0; m < m1; m++) {
+        float *row = c + (size_t)m * ldc;
+#pragma omp simd
+        for (int n = n0; n < n1; n++) row[n] += bias[n];
+    }
+}
+
+/* c[M,N] = a[M,K] . w[N,K]^T + beta c (+ bias[N]), split over the threads in one parallel
+ * region: column blocks of the output (rows of w) when N is wide enough, else row blocks. */
+static void gemm_nt_bias(int M, int N, int K, const float *a, int lda, const float *w, int ldw, float beta, float *c,
+                         int ldc, const float *bias) {
     if (M <= 0 || N <= 0) return;
 #ifdef _OPENMP
-    const int nt = omp_in_parallel() ? 1 : vc_get_num_threads();
+    const int nt = vc_kernel_threads();
 #else
     const int nt = 1;
 #endif
-    const double flops = 2.0 * M * N * K;
-    if (nt == 1 || flops < 4e6) {
-        vc_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.f, a, lda, w, ldw, beta, c, ldc);
+    if (nt == 1 || 2.0 * M * N * K < 4e6) {
+        gemm_nt_block(0, M, 0, N, K, a, lda, w, ldw, beta, c, ldc, bias);
         return;
     }
     /* Column blocks keep each thread's share of w private (w is the larger operand for
@@ -36,22 +50,18 @@ void cpu_gemm_nt(int M, int N, int K, const float *a, int lda, const float *w, i
         int lo = t * block, hi = lo + block < extent ? lo + block : extent;
         if (lo >= hi) continue;
         if (split_cols)
-            vc_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, hi - lo, K, 1.f, a, lda, w + (size_t)lo * ldw, ldw,
-                     beta, c + lo, ldc);
+            gemm_nt_block(0, M, lo, hi, K, a, lda, w, ldw, beta, c, ldc, bias);
         else
-            vc_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, N, K, 1.f, a + (size_t)lo * lda, lda, w, ldw,
-                     beta, c + (size_t)lo * ldc, ldc);
+            gemm_nt_block(lo, hi, 0, N, K, a, lda, w, ldw, beta, c, ldc, bias);
     }
+}
+
+void cpu_gemm_nt(int M, int N, int K, const float *a, int lda, const float *w, int ldw, float beta, float *c,
+                 int ldc) {
+    gemm_nt_bias(M, N, K, a, lda, w, ldw, beta, c, ldc, NULL);
 }
 
 void cpu_linear(float *out, const float *in, const float *w, const float *bias, int M, int N, int K,
                 int accumulate) {
-    cpu_gemm_nt(M, N, K, in, K, w, K, accumulate ? 1.f : 0.f, out, N);
-    if (!bias) return;
-#pragma omp parallel for schedule(static) if ((size_t)M * N > VC_CHUNK) num_threads(vc_get_num_threads())
-    for (int m = 0; m < M; m++) {
-        float *row = out + (size_t)m * N;
-#pragma omp simd
-        for (int n = 0; n < N; n++) row[n] += bias[n];
-    }
+    gemm_nt_bias(M, N, K, in, K, w, K, accumulate ? 1.f : 0.f, out, N, bias);
 }

@@ -28,7 +28,7 @@ void cpu_gemm_tn(int M, int N, int K, const float *a, int lda, const float *b, i
         return;
     }
 #ifdef _OPENMP
-    const int nt = omp_in_parallel() ? 1 : vc_get_num_threads();
+    const int nt = vc_kernel_threads();
 #else
     const int nt = 1;
 #endif
