@@ -258,3 +258,16 @@ def test_c_core_checks_bound_tensors(checkpoints):
         model._c.bind(0, strided)
     with pytest.raises(IndexError):
         model._c.bind(10_000, np.zeros(shape, np.float32))
+
+
+def test_loading_at_another_image_size_resamples_position_embeddings():
+    """from_pretrained(..., image_size=112) equals transformers' interpolate_pos_encoding at 112."""
+    d = visionc.hub.default_model_dir()
+    model = visionc.AutoModelForImageClassification.from_pretrained(d, image_size=112)
+    assert model.config.image_size == 112
+    assert dict(model.named_parameters())["vit.embeddings.position_embeddings"].shape == (1, 50, 192)
+    ref = transformers.ViTForImageClassification.from_pretrained(d).eval()
+    px = np.random.RandomState(0).randn(2, 3, 112, 112).astype(np.float32)
+    want = _run_ref(ref, px, interpolate_pos_encoding=True).logits.numpy()
+    # bicubic weights in float64 here vs float32 in torch: a few 1e-6 on the embeddings
+    assert_close("image_size=112 logits", model(px).logits, want, LOGITS_ATOL)

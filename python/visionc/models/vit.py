@@ -188,6 +188,7 @@ class ViTModel(PreTrainedModel):
 
     @classmethod
     def _build(cls, config, state, add_pooling_layer: bool | None = None):
+        _resample_position_embeddings(config, state)
         if cls._with_head:
             return cls(config)
         if add_pooling_layer is None:
@@ -301,6 +302,45 @@ class ViTForImageClassification(ViTModel):
         return out if return_dict else out.to_tuple()
 
     forward = __call__
+
+
+def _bicubic_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) weights of torch's 1-D bicubic interpolation (A = -0.75, align_corners=False,
+    edge-clamped taps): applied along both axes it equals F.interpolate(mode="bicubic")."""
+    A = -0.75
+    m = np.zeros((n_out, n_in))
+    scale = n_in / n_out
+    for o in range(n_out):
+        x = (o + 0.5) * scale - 0.5
+        i = int(np.floor(x))
+        t = x - i
+        w = [((A * (t + 1) - 5 * A) * (t + 1) + 8 * A) * (t + 1) - 4 * A,
+             ((A + 2) * t - (A + 3)) * t * t + 1,
+             ((A + 2) * (1 - t) - (A + 3)) * (1 - t) * (1 - t) + 1,
+             ((A * (2 - t) - 5 * A) * (2 - t) + 8 * A) * (2 - t) - 4 * A]
+        for k in range(4):
+            m[o, min(max(i - 1 + k, 0), n_in - 1)] += w[k]
+    return m
+
+
+def _resample_position_embeddings(config: ViTConfig, state: dict):
+    """When config.image_size (e.g. from_pretrained(..., image_size=112)) differs from the
+    checkpoint's grid, resample the patch position embeddings once, bicubically, as timm does
+    when a model is created for another input size. The model then trains and runs natively at
+    that size (and save_pretrained writes the resampled table)."""
+    key = "embeddings.position_embeddings"
+    if key not in state:
+        return
+    pos = state[key]
+    n_old = pos.shape[1] - 1
+    side_old = int(round(n_old ** 0.5))
+    side_new = config.image_size // config.patch_size
+    if side_old * side_old != n_old or side_new == side_old:
+        return
+    grid = pos[0, 1:].reshape(side_old, side_old, -1).astype(np.float64)
+    m = _bicubic_matrix(side_old, side_new)
+    new = np.einsum("ay,yxc,bx->abc", m, grid, m).reshape(side_new * side_new, -1)
+    state[key] = np.concatenate([pos[0, :1], new.astype(np.float32)])[None]
 
 
 def cross_entropy(logits: np.ndarray, labels, num_labels: int, label_smoothing: float = 0.0) -> float:
