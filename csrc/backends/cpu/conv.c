@@ -21,16 +21,29 @@ int vc_conv_out_size(int in, int k, int stride, int pad, int dil) {
     return n < 0 ? 0 : (int)(n / stride + 1);
 }
 
-/* c[M,N] = a[M,K] . b[K,N] + beta c, split over threads by columns (or rows when N is narrow). */
-void cpu_gemm_nn(int M, int N, int K, const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+/* Rows [m0, m1) x columns [n0, n1) of c = a . b + beta c, plus bias[m] on row m (NULL: none),
+ * added while the block is still in cache. */
+static void gemm_nn_block(int m0, int m1, int n0, int n1, int K, const float *a, int lda, const float *b, int ldb,
+                          float beta, float *c, int ldc, const float *bias) {
+    vc_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, n1 - n0, K, 1.f, a + (size_t)m0 * lda, lda, b + n0,
+             ldb, beta, c + (size_t)m0 * ldc + n0, ldc);
+    if (!bias) return;
+    for (int m = m0; m < m1; m++) {
+        float *row = c + (size_t)m * ldc;
+        const float v = bias[m];
+#pragma omp simd
+        for (int n = n0; n < n1; n++) row[n] += v;
+    }
+}
+
+/* c[M,N] = a[M,K] . b[K,N] + beta c (+ bias per row), one parallel region, split by column
+ * blocks (or row blocks when N is narrow). */
+static void gemm_nn_bias(int M, int N, int K, const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                         int ldc, const float *bias) {
     if (M <= 0 || N <= 0) return;
-#ifdef _OPENMP
     const int nt = vc_kernel_threads();
-#else
-    const int nt = 1;
-#endif
     if (nt == 1 || 2.0 * M * N * K < 4e6) {
-        vc_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.f, a, lda, b, ldb, beta, c, ldc);
+        gemm_nn_block(0, M, 0, N, K, a, lda, b, ldb, beta, c, ldc, bias);
         return;
     }
     const int split_cols = N >= 64 * nt;
@@ -42,25 +55,14 @@ void cpu_gemm_nn(int M, int N, int K, const float *a, int lda, const float *b, i
         int lo = t * block, hi = lo + block < extent ? lo + block : extent;
         if (lo >= hi) continue;
         if (split_cols)
-            vc_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, hi - lo, K, 1.f, a, lda, b + lo, ldb, beta, c + lo,
-                     ldc);
+            gemm_nn_block(0, M, lo, hi, K, a, lda, b, ldb, beta, c, ldc, bias);
         else
-            vc_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, N, K, 1.f, a + (size_t)lo * lda, lda, b, ldb,
-                     beta, c + (size_t)lo * ldc, ldc);
+            gemm_nn_block(lo, hi, 0, N, K, a, lda, b, ldb, beta, c, ldc, bias);
     }
 }
 
-static void add_bias_planes(float *out, const float *bias, int B, int Co, size_t plane) {
-    if (!bias) return;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * Co * plane > VC_CHUNK) \
-    num_threads(vc_get_num_threads())
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < Co; c++) {
-            float *p = out + ((size_t)b * Co + c) * plane;
-            const float v = bias[c];
-#pragma omp simd
-            for (size_t i = 0; i < plane; i++) p[i] += v;
-        }
+void cpu_gemm_nn(int M, int N, int K, const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    gemm_nn_bias(M, N, K, a, lda, b, ldb, beta, c, ldc, NULL);
 }
 
 /* ---- depthwise ---- */
@@ -185,9 +187,8 @@ void cpu_conv2d(float *out, const float *in, const float *w, const float *bias, 
     }
     if (kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && groups == 1) {
         for (int b = 0; b < B; b++)
-            cpu_gemm_nn(Co, (int)HWo, Ci, w, Ci, in + (size_t)b * Ci * H * W, (int)HWo, 0.f, out + (size_t)b * Co * HWo,
-                        (int)HWo);
-        add_bias_planes(out, bias, B, Co, HWo);
+            gemm_nn_bias(Co, (int)HWo, Ci, w, Ci, in + (size_t)b * Ci * H * W, (int)HWo, 0.f, out + (size_t)b * Co * HWo,
+                         (int)HWo, bias);
         return;
     }
     const int Cg = Ci / groups, Cog = Co / groups, K = Cg * kh * kw;
@@ -195,8 +196,7 @@ void cpu_conv2d(float *out, const float *in, const float *w, const float *bias, 
         for (int g = 0; g < groups; g++) {
             im2col(scratch, in + ((size_t)b * Ci + (size_t)g * Cg) * H * W, Cg, H, W, kh, kw, sh, sw, ph, pw, dh, dw,
                    Ho, Wo);
-            cpu_gemm_nn(Cog, (int)HWo, K, w + (size_t)g * Cog * K, K, scratch, (int)HWo, 0.f,
-                        out + ((size_t)b * Co + (size_t)g * Cog) * HWo, (int)HWo);
+            gemm_nn_bias(Cog, (int)HWo, K, w + (size_t)g * Cog * K, K, scratch, (int)HWo, 0.f,
+                         out + ((size_t)b * Co + (size_t)g * Cog) * HWo, (int)HWo, bias ? bias + (size_t)g * Cog : NULL);
         }
-    add_bias_planes(out, bias, B, Co, HWo);
 }
