@@ -1,8 +1,9 @@
-/* MobileViT forward (NCHW), BatchNorm folded into the convolutions.
+/* MobileViT topology and inference forward (NCHW); each normed conv is followed by BatchNorm in
+ * eval mode (running statistics). The training pass is mobilevit_train.c.
  *
  * Legend: B batch, C block channels, d transformer width, h x w map, E expanded channels.
  *   stem      x = silu(conv3x3/2(px))
- *   layer 0,1 inverted residuals: y = conv1x1(silu(dw3x3/s(silu(conv1x1(x))))) (+ x if s = 1 and C_in = C_out)
+ *   layer 0,1 inverted residuals: y = bn(conv1x1(silu(bn(dw3x3/s(silu(bn(conv1x1(x)))))))) (+ x if s = 1 and C_in = C_out)
  *   layer 2-4 [inverted residual /2], then the MobileViT block:
  *             r = x; t = conv1x1_nobias(silu(conv3x3(x)))        -> [B, d, h, w]
  *             (bilinear to even h, w if needed) unfold 2x2 -> [B*4, h*w/4, d]
@@ -19,38 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/arena_pool.h"
-#include "models/params.h"
-
-typedef struct {
-    const float *w, *b; /* b is the folded BatchNorm shift (NULL for conv_1x1) */
-    int cin, cout, k, stride, groups;
-} mv_conv;
-
-typedef struct {
-    mv_conv expand, dw, reduce;
-    int residual;
-} mv_ir;
-
-typedef struct {
-    int has_down, C, d, depth, mlp;
-    mv_ir down;
-    mv_conv kxk, c1x1, proj, fusion;
-    vc_encoder_layer *layers;
-    const float *ln_w, *ln_b;
-} mv_block;
-
-struct vc_mobilevit {
-    vc_mobilevit_config cfg;
-    const vc_backend *be;
-    mv_conv stem, exp;
-    mv_ir ir0[1], ir1[3];
-    mv_block blocks[3];
-    vc_encoder_layer *all_layers;
-    const float *cls_w, *cls_b;
-    vc_param_table params;
-    vc_arena_pool arenas;
-};
+#include "models/mobilevit_internal.h"
+#include "models/mobilevit_train.h"
 
 /* transformers' make_divisible(value, 8) */
 static int make_divisible(double v) {
@@ -64,32 +35,94 @@ static int expanded(const vc_mobilevit_config *c, int cin) {
     return make_divisible(nearbyint((double)cin * c->expand_ratio)); /* Python round(): half to even */
 }
 
-static vc_status conv_slots(vc_param_table *t, mv_conv *cv, const char *prefix, int i, int cin, int cout, int k,
-                            int stride, int groups, int bias) {
+/* The tables one topology pass fills: bufs is NULL on the gradient pass. */
+typedef struct {
+    vc_param_table *t, *bufs;
+} mv_tables;
+
+static vc_status conv_slots(mv_tables *tb, mv_conv *cv, const char *prefix, int i, int cin, int cout, int k,
+                            int stride, int groups, int bn, int act) {
     char fmt[2 * VC_PARAM_NAME_MAX]; /* vc_params_add truncates the formatted name to the slot size */
-    cv->cin = cin, cv->cout = cout, cv->k = k, cv->stride = stride, cv->groups = groups;
+    static const char *const pnames[] = {"normalization.weight", "normalization.bias"};
+    static const char *const bnames[] = {"normalization.running_mean", "normalization.running_var"};
+    cv->cin = cin, cv->cout = cout, cv->k = k, cv->stride = stride, cv->groups = groups, cv->bn = bn, cv->act = act;
+    cv->gamma = cv->beta = cv->rmean = cv->rvar = NULL;
     snprintf(fmt, sizeof fmt, "%s.convolution.weight", prefix);
-    vc_status st = vc_params_add(t, &cv->w, 4, VC_SHAPE4(cout, cin / groups, k, k), fmt, i, 0);
-    if (st || !bias) {
-        cv->b = NULL;
-        return st;
+    vc_status st = vc_params_add(tb->t, &cv->w, 4, VC_SHAPE4(cout, cin / groups, k, k), fmt, i, 0);
+    if (st || !bn) return st;
+    const float **pf[] = {&cv->gamma, &cv->beta}, **bf[] = {&cv->rmean, &cv->rvar};
+    for (int j = 0; j < 2 && !st; j++) {
+        snprintf(fmt, sizeof fmt, "%s.%s", prefix, pnames[j]);
+        st = vc_params_add(tb->t, pf[j], 1, VC_SHAPE1(cout), fmt, i, 0);
     }
-    snprintf(fmt, sizeof fmt, "%s.convolution.bias", prefix);
-    return vc_params_add(t, &cv->b, 1, VC_SHAPE1(cout), fmt, i, 0);
+    for (int j = 0; j < 2 && !st && tb->bufs; j++) {
+        snprintf(fmt, sizeof fmt, "%s.%s", prefix, bnames[j]);
+        st = vc_params_add(tb->bufs, bf[j], 1, VC_SHAPE1(cout), fmt, i, 0);
+    }
+    return st;
 }
 
-static vc_status ir_slots(vc_param_table *t, mv_ir *ir, const char *prefix, int i, int cin, int cout, int E,
+static vc_status ir_slots(mv_tables *tb, mv_ir *ir, const char *prefix, int i, int cin, int cout, int E,
                           int stride) {
     char p[VC_PARAM_NAME_MAX / 2]; /* prefixes are short; the slot name gets the rest */
     vc_status st;
     snprintf(p, sizeof p, "%s.expand_1x1", prefix);
-    if ((st = conv_slots(t, &ir->expand, p, i, cin, E, 1, 1, 1, 1))) return st;
+    if ((st = conv_slots(tb, &ir->expand, p, i, cin, E, 1, 1, 1, 1, 1))) return st;
     snprintf(p, sizeof p, "%s.conv_3x3", prefix);
-    if ((st = conv_slots(t, &ir->dw, p, i, E, E, 3, stride, E, 1))) return st;
+    if ((st = conv_slots(tb, &ir->dw, p, i, E, E, 3, stride, E, 1, 1))) return st;
     snprintf(p, sizeof p, "%s.reduce_1x1", prefix);
-    if ((st = conv_slots(t, &ir->reduce, p, i, E, cout, 1, 1, 1, 1))) return st;
+    if ((st = conv_slots(tb, &ir->reduce, p, i, E, cout, 1, 1, 1, 1, 0))) return st;
     ir->residual = stride == 1 && cin == cout;
     return VC_OK;
+}
+
+/* Builds the topology over tb (names, shapes, the fields slots point to). first: unit start
+ * slots (NULL-able). layers: the transformer layers' storage, sum(depth) entries. */
+static vc_status build(const vc_mobilevit_config *c, mv_tables *tb, mv_net *n, vc_encoder_layer *layers,
+                       int *first) {
+    const int *nk = c->neck, K = c->kernel;
+    vc_param_table *t = tb->t;
+    int dummy[MV_UNITS + 1];
+    if (!first) first = dummy;
+    first[MV_U_STEM] = t->n;
+    vc_status st = conv_slots(tb, &n->stem, "conv_stem", 0, c->num_channels, nk[0], 3, 2, 1, 1, 1);
+    first[MV_U_IR0] = t->n;
+    if (!st) st = ir_slots(tb, &n->ir0[0], "encoder.layer.0.layer.%d", 0, nk[0], nk[1], expanded(c, nk[0]), 1);
+    for (int j = 0; j < 3 && !st; j++) {
+        int cin = j == 0 ? nk[1] : nk[2];
+        first[MV_U_IR1 + j] = t->n;
+        st = ir_slots(tb, &n->ir1[j], "encoder.layer.1.layer.%d", j, cin, nk[2], expanded(c, cin), j == 0 ? 2 : 1);
+    }
+    vc_encoder_layer *next = layers;
+    for (int b = 0; b < 3 && !st; b++) {
+        mv_block *k = &n->blocks[b];
+        const int li = b + 2, cin = nk[li], C = nk[li + 1], d = c->hidden[b];
+        first[MV_U_BLK0 + b] = t->n;
+        k->C = C, k->d = d, k->depth = c->depth[b], k->mlp = (int)((double)d * c->mlp_ratio);
+        st = ir_slots(tb, &k->down, "encoder.layer.%d.downsampling_layer", li, cin, C, expanded(c, cin), 2);
+        if (!st) st = conv_slots(tb, &k->kxk, "encoder.layer.%d.conv_kxk", li, C, C, K, 1, 1, 1, 1);
+        if (!st) st = conv_slots(tb, &k->c1x1, "encoder.layer.%d.conv_1x1", li, C, d, 1, 1, 1, 0, 0);
+        k->layers = next;
+        for (int j = 0; j < k->depth && !st; j++) {
+            char prefix[VC_PARAM_NAME_MAX];
+            snprintf(prefix, sizeof prefix, "encoder.layer.%d.transformer.layer.%%d.", li);
+            st = vc_encoder_layer_slots(t, next++, prefix, j, d, k->mlp, c->qkv_bias);
+        }
+        if (!st) st = vc_params_add(t, &k->ln_w, 1, VC_SHAPE1(d), "encoder.layer.%d.layernorm.weight", li, 0);
+        if (!st) st = vc_params_add(t, &k->ln_b, 1, VC_SHAPE1(d), "encoder.layer.%d.layernorm.bias", li, 0);
+        if (!st) st = conv_slots(tb, &k->proj, "encoder.layer.%d.conv_projection", li, d, C, 1, 1, 1, 1, 1);
+        if (!st) st = conv_slots(tb, &k->fusion, "encoder.layer.%d.fusion", li, 2 * C, C, K, 1, 1, 1, 1);
+    }
+    first[MV_U_EXP] = t->n;
+    if (!st) st = conv_slots(tb, &n->exp, "conv_1x1_exp", 0, nk[5], nk[6], 1, 1, 1, 1, 1);
+    first[MV_U_HEAD] = t->n;
+    n->cls_w = n->cls_b = NULL;
+    if (!st && c->num_labels > 0) {
+        st = vc_params_add(t, &n->cls_w, 2, VC_SHAPE2(c->num_labels, nk[6]), "classifier.weight", 0, 0);
+        if (!st) st = vc_params_add(t, &n->cls_b, 1, VC_SHAPE1(c->num_labels), "classifier.bias", 0, 0);
+    }
+    first[MV_UNITS] = t->n;
+    return st;
 }
 
 vc_status vc_mobilevit_create(const vc_mobilevit_config *c, const vc_backend *be, vc_mobilevit **out) {
@@ -112,46 +145,23 @@ vc_status vc_mobilevit_create(const vc_mobilevit_config *c, const vc_backend *be
     if (!m) return vc_fail(VC_ERR_MEMORY, "out of memory creating MobileViT");
     m->cfg = *c;
     m->be = be;
-    m->all_layers = calloc(nlayers ? (size_t)nlayers : 1, sizeof *m->all_layers);
-    if (!m->all_layers || vc_params_init(&m->params, 128 + 16 * nlayers) || vc_arena_pool_init(&m->arenas, be)) {
+    const size_t nl = nlayers ? (size_t)nlayers : 1;
+    m->all_layers = calloc(nl, sizeof *m->all_layers);
+    m->all_grads = calloc(nl, sizeof *m->all_grads);
+    const int cap = 192 + 16 * nlayers;
+    if (!m->all_layers || !m->all_grads || vc_params_init(&m->params, cap) || vc_params_init(&m->grads, cap) ||
+        vc_params_init(&m->buffers, 128) || vc_arena_pool_init(&m->arenas, be)) {
         free(m->all_layers);
+        free(m->all_grads);
         vc_params_free(&m->params);
+        vc_params_free(&m->grads);
+        vc_params_free(&m->buffers);
         free(m);
         return vc_fail(VC_ERR_MEMORY, "out of memory creating MobileViT");
     }
-    vc_param_table *t = &m->params;
-    const int *n = c->neck, K = c->kernel;
-    vc_status st = conv_slots(t, &m->stem, "conv_stem", 0, c->num_channels, n[0], 3, 2, 1, 1);
-    if (!st) st = ir_slots(t, &m->ir0[0], "encoder.layer.0.layer.%d", 0, n[0], n[1], expanded(c, n[0]), 1);
-    for (int j = 0; j < 3 && !st; j++) {
-        int cin = j == 0 ? n[1] : n[2];
-        st = ir_slots(t, &m->ir1[j], "encoder.layer.1.layer.%d", j, cin, n[2], expanded(c, cin), j == 0 ? 2 : 1);
-    }
-    vc_encoder_layer *next = m->all_layers;
-    for (int b = 0; b < 3 && !st; b++) {
-        mv_block *k = &m->blocks[b];
-        const int li = b + 2, cin = n[li], C = n[li + 1], d = c->hidden[b];
-        k->has_down = 1;
-        k->C = C, k->d = d, k->depth = c->depth[b], k->mlp = (int)((double)d * c->mlp_ratio);
-        st = ir_slots(t, &k->down, "encoder.layer.%d.downsampling_layer", li, cin, C, expanded(c, cin), 2);
-        if (!st) st = conv_slots(t, &k->kxk, "encoder.layer.%d.conv_kxk", li, C, C, K, 1, 1, 1);
-        if (!st) st = conv_slots(t, &k->c1x1, "encoder.layer.%d.conv_1x1", li, C, d, 1, 1, 1, 0);
-        k->layers = next;
-        for (int j = 0; j < k->depth && !st; j++) {
-            char prefix[VC_PARAM_NAME_MAX];
-            snprintf(prefix, sizeof prefix, "encoder.layer.%d.transformer.layer.%%d.", li);
-            st = vc_encoder_layer_slots(t, next++, prefix, j, d, k->mlp, c->qkv_bias);
-        }
-        if (!st) st = vc_params_add(t, &k->ln_w, 1, VC_SHAPE1(d), "encoder.layer.%d.layernorm.weight", li, 0);
-        if (!st) st = vc_params_add(t, &k->ln_b, 1, VC_SHAPE1(d), "encoder.layer.%d.layernorm.bias", li, 0);
-        if (!st) st = conv_slots(t, &k->proj, "encoder.layer.%d.conv_projection", li, d, C, 1, 1, 1, 1);
-        if (!st) st = conv_slots(t, &k->fusion, "encoder.layer.%d.fusion", li, 2 * C, C, K, 1, 1, 1);
-    }
-    if (!st) st = conv_slots(t, &m->exp, "conv_1x1_exp", 0, n[5], n[6], 1, 1, 1, 1);
-    if (!st && c->num_labels > 0) {
-        st = vc_params_add(t, &m->cls_w, 2, VC_SHAPE2(c->num_labels, n[6]), "classifier.weight", 0, 0);
-        if (!st) st = vc_params_add(t, &m->cls_b, 1, VC_SHAPE1(c->num_labels), "classifier.bias", 0, 0);
-    }
+    mv_tables wt = {&m->params, &m->buffers}, gt = {&m->grads, NULL};
+    vc_status st = build(c, &wt, &m->w, m->all_layers, m->unit_first);
+    if (!st) st = build(c, &gt, &m->g, m->all_grads, NULL);
     if (st) {
         vc_mobilevit_free(m);
         return st;
@@ -162,9 +172,13 @@ vc_status vc_mobilevit_create(const vc_mobilevit_config *c, const vc_backend *be
 
 void vc_mobilevit_free(vc_mobilevit *m) {
     if (!m) return;
+    vc_mobilevit_train_free(m->train);
     vc_arena_pool_destroy(&m->arenas);
     vc_params_free(&m->params);
+    vc_params_free(&m->grads);
+    vc_params_free(&m->buffers);
     free(m->all_layers);
+    free(m->all_grads);
     free(m);
 }
 
@@ -174,12 +188,19 @@ const char *vc_mobilevit_param_name(const vc_mobilevit *m, int i, int *ndim, int
     return vc_params_name(&m->params, i, ndim, shape);
 }
 vc_status vc_mobilevit_bind(vc_mobilevit *m, int i, const vc_tensor *x) { return vc_params_bind(&m->params, i, x); }
+int vc_mobilevit_num_buffers(const vc_mobilevit *m) { return m->buffers.n; }
+const char *vc_mobilevit_buffer_name(const vc_mobilevit *m, int i, int *ndim, int64_t shape[4]) {
+    return vc_params_name(&m->buffers, i, ndim, shape);
+}
+vc_status vc_mobilevit_bind_buffer(vc_mobilevit *m, int i, const vc_tensor *x) {
+    return vc_params_bind(&m->buffers, i, x);
+}
 
 static int conv_out(const mv_conv *cv, int in) { return (in + 2 * (cv->k / 2) - cv->k) / cv->stride + 1; }
 
 void vc_mobilevit_stage_size(const vc_mobilevit *m, int stage, int H, int W, int *Hs, int *Ws) {
-    int h = conv_out(&m->stem, H), w = conv_out(&m->stem, W);
-    for (int s = 1; s <= stage; s++) h = conv_out(&m->blocks[0].down.dw, h), w = conv_out(&m->blocks[0].down.dw, w);
+    int h = conv_out(&m->w.stem, H), w = conv_out(&m->w.stem, W);
+    for (int s = 1; s <= stage; s++) h = conv_out(&m->w.blocks[0].down.dw, h), w = conv_out(&m->w.blocks[0].down.dw, w);
     *Hs = h, *Ws = w;
 }
 
@@ -210,8 +231,11 @@ static void conv(mv_ctx *c, const mv_conv *cv, float *out, const float *in, int 
         note(&c->plan->conv, c->be->conv2d_scratch(c->B, cv->cin, *h, *w, cv->cout, cv->k, cv->k, cv->stride,
                                                    cv->stride, pad, pad, 1, 1, cv->groups));
     } else {
-        c->be->conv2d(out, in, cv->w, cv->b, c->B, cv->cin, *h, *w, cv->cout, cv->k, cv->k, cv->stride, cv->stride,
+        c->be->conv2d(out, in, cv->w, NULL, c->B, cv->cin, *h, *w, cv->cout, cv->k, cv->k, cv->stride, cv->stride,
                       pad, pad, 1, 1, cv->groups, c->conv_scratch);
+        if (cv->bn) /* eval mode: the running statistics, read only (the cast is the kernel's signature) */
+            (void)c->be->batchnorm_forward(out, NULL, NULL, (float *)cv->rmean, (float *)cv->rvar, out, cv->gamma, cv->beta,
+                                           c->B, cv->cout, (size_t)ho * wo, VC_MOBILEVIT_BN_MOMENTUM, VC_MOBILEVIT_BN_EPS, 0);
         if (act) c->be->silu(out, (size_t)c->B * cv->cout * ho * wo);
     }
     *h = ho, *w = wo;
@@ -279,32 +303,32 @@ static void walk(mv_ctx *c, const vc_mobilevit *m, const float *px, int H, int W
     const vc_mobilevit_config *cfg = &m->cfg;
     int h = H, w = W;
     if (c->sizing) note(&c->plan->map, (size_t)c->B * cfg->num_channels * H * W);
-    conv(c, &m->stem, c->x, px, &h, &w, 1);
-    inverted_residual(c, &m->ir0[0], &h, &w);
+    conv(c, &m->w.stem, c->x, px, &h, &w, 1);
+    inverted_residual(c, &m->w.ir0[0], &h, &w);
     if (!c->sizing && out->stage_maps && out->stage_maps[0])
         memcpy(out->stage_maps[0], c->x, sizeof(float) * c->B * cfg->neck[1] * h * w);
-    for (int j = 0; j < 3; j++) inverted_residual(c, &m->ir1[j], &h, &w);
+    for (int j = 0; j < 3; j++) inverted_residual(c, &m->w.ir1[j], &h, &w);
     if (!c->sizing && out->stage_maps && out->stage_maps[1])
         memcpy(out->stage_maps[1], c->x, sizeof(float) * c->B * cfg->neck[2] * h * w);
     for (int b = 0; b < 3; b++) {
-        mobilevit_block(c, &m->blocks[b], cfg, &h, &w);
+        mobilevit_block(c, &m->w.blocks[b], cfg, &h, &w);
         if (!c->sizing && out->stage_maps && out->stage_maps[b + 2])
             memcpy(out->stage_maps[b + 2], c->x, sizeof(float) * c->B * cfg->neck[b + 3] * h * w);
     }
     if (!(out->last_hidden || out->pooled || out->logits)) return;
     float *last = out->last_hidden ? out->last_hidden : c->t1;
-    conv(c, &m->exp, last, c->x, &h, &w, 1);
+    conv(c, &m->w.exp, last, c->x, &h, &w, 1);
     if (c->sizing) return;
     const int C = cfg->neck[6];
     c->be->global_avg_pool(pooled, last, c->B, C, (size_t)h * w);
     if (out->pooled) memcpy(out->pooled, pooled, sizeof(float) * c->B * C);
-    if (out->logits) c->be->linear(out->logits, pooled, m->cls_w, m->cls_b, c->B, cfg->num_labels, C, 0);
+    if (out->logits) c->be->linear(out->logits, pooled, m->w.cls_w, m->w.cls_b, c->B, cfg->num_labels, C, 0);
 }
 
 static vc_status mobilevit_forward_batch(vc_mobilevit *m, const float *px, int B, int H, int W,
                                          const vc_mobilevit_outputs *out) {
     if (B <= 0) return vc_fail(VC_ERR_ARG, "pixel_values: batch is empty");
-    if (vc_params_check_bound(&m->params)) return VC_ERR_ARG;
+    if (vc_params_check_bound(&m->params) || vc_params_check_bound(&m->buffers)) return VC_ERR_ARG;
     if (out->logits && m->cfg.num_labels == 0) return vc_fail(VC_ERR_ARG, "this model has no classifier");
     int hl, wl;
     vc_mobilevit_stage_size(m, 4, H, W, &hl, &wl);

@@ -1,9 +1,12 @@
 /* MobileViT (transformers' MobileViTModel / MobileViTForImageClassification, output stride 32):
  * config, parameter table, forward with per-stage feature maps.
  *
- * BatchNorm is folded into the convolutions before binding (inference), so every conv with a
- * norm has a weight and a bias slot: "<prefix>.convolution.weight" / ".bias". conv_1x1 in the
- * MobileViT blocks has neither norm nor bias. Other names are transformers' (no "mobilevit.").
+ * BatchNorm is kept as in the checkpoint (not folded) so that one model serves inference and
+ * training: a conv with a norm has "<prefix>.convolution.weight" and the parameters
+ * "<prefix>.normalization.weight" / ".bias"; its running statistics are buffers
+ * ("<prefix>.normalization.running_mean" / "running_var", float32, bound writable: training
+ * updates them). Inference normalises with the running statistics. conv_1x1 in the MobileViT
+ * blocks has neither norm nor bias. Names are transformers' without "mobilevit.".
  */
 #ifndef VC_MOBILEVIT_H
 #define VC_MOBILEVIT_H
@@ -48,6 +51,10 @@ const vc_mobilevit_config *vc_mobilevit_get_config(const vc_mobilevit *m);
 int vc_mobilevit_num_params(const vc_mobilevit *m);
 const char *vc_mobilevit_param_name(const vc_mobilevit *m, int i, int *ndim, int64_t shape[4]);
 vc_status vc_mobilevit_bind(vc_mobilevit *m, int i, const vc_tensor *x);
+/* BatchNorm running statistics: slots like the parameters', bound to writable float32 arrays. */
+int vc_mobilevit_num_buffers(const vc_mobilevit *m);
+const char *vc_mobilevit_buffer_name(const vc_mobilevit *m, int i, int *ndim, int64_t shape[4]);
+vc_status vc_mobilevit_bind_buffer(vc_mobilevit *m, int i, const vc_tensor *x);
 /* Spatial size after the stem (stage -1) or after layer `stage` (0..4). */
 void vc_mobilevit_stage_size(const vc_mobilevit *m, int stage, int H, int W, int *Hs, int *Ws);
 vc_status vc_mobilevit_forward(vc_mobilevit *m, const float *px, int B, int H, int W, const vc_mobilevit_outputs *out);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "models/mobilevit.h"
+#include "python/py_mobilevit_train.h"
 
 static const vc_model_vtable mobilevit_vtable = {
     "mobilevit",
@@ -143,4 +144,6 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-int vc_py_register_mobilevit(PyObject *m) { return PyModule_AddFunctions(m, methods); }
+int vc_py_register_mobilevit(PyObject *m) {
+    return PyModule_AddFunctions(m, methods) ? -1 : vc_py_register_mobilevit_train(m);
+}

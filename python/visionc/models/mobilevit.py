@@ -1,9 +1,10 @@
 """MobileViT (transformers' MobileViTModel / MobileViTForImageClassification; xx-small, x-small,
 small and any other config with output stride 32) on the C MobileViT (csrc/models/mobilevit.c).
 
-BatchNorm is folded into the preceding convolution at load time, for inference:
-w' = w * g / sqrt(var + eps), b' = beta - mean * g / sqrt(var + eps). The folded tensors are new
-arrays; everything else is bound zero-copy."""
+BatchNorm stays as in the checkpoint (not folded), so one model runs inference (running
+statistics) and training (batch statistics; running statistics updated in place, as torch).
+Parameters are the checkpoint's tensors, bound zero-copy; the running statistics and
+num_batches_tracked are buffers (`model.buffers()`), saved by save_pretrained."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,7 +15,6 @@ from .._native import _C
 from .base import PreTrainedModel, parse_id2label
 from .outputs import ModelOutput
 
-BN_EPS = 1e-5  # MobileViTConvLayer's nn.BatchNorm2d(eps=1e-5)
 DEPTHS = (2, 4, 3)  # transformer layers in encoder layers 2, 3, 4 (fixed by the architecture)
 
 
@@ -41,6 +41,10 @@ class MobileViTConfig:
     output_stride: int = 32
     layer_norm_eps: float = 1e-5
     qkv_bias: bool = True
+    hidden_dropout_prob: float = 0.1            # training only: transformer attention and MLP outputs
+    classifier_dropout_prob: float = 0.1        # training only: pooled features before the classifier
+    attention_probs_dropout_prob: float = 0.0   # training only (not supported above 0)
+    initializer_range: float = 0.02             # std of a re-initialised classifier
     id2label: dict = field(default_factory=dict)
     model_type: str = "mobilevit"
     extra: dict = field(default_factory=dict)
@@ -61,32 +65,6 @@ class MobileViTConfig:
         if len(cfg.neck_hidden_sizes) != 7 or len(cfg.hidden_sizes) != 3:
             raise ValueError(f"{source}: neck_hidden_sizes needs 7 entries and hidden_sizes 3")
         return cfg
-
-
-def fold_batchnorm(state: dict, source: str) -> dict:
-    """Folds every '<p>.normalization.*' into '<p>.convolution.weight' and a new '.bias'."""
-    out = {}
-    for k, v in state.items():
-        if ".normalization." in k:
-            continue
-        out[k] = v
-    for k in state:
-        if not k.endswith(".normalization.weight"):
-            continue
-        p = k[: -len(".normalization.weight")]
-        try:
-            g, beta = state[f"{p}.normalization.weight"], state[f"{p}.normalization.bias"]
-            mean, var = state[f"{p}.normalization.running_mean"], state[f"{p}.normalization.running_var"]
-            w = state[f"{p}.convolution.weight"]
-        except KeyError as e:
-            raise ValueError(f"{source}: batch norm of {p} is incomplete (missing {e.args[0]})") from None
-        if not (g.shape == beta.shape == mean.shape == var.shape == (w.shape[0],)):
-            raise ValueError(f"{source}: tensor {p}.normalization.* shapes do not match {p}.convolution.weight "
-                             f"{tuple(w.shape)}")
-        scale = g.astype(np.float64) / np.sqrt(var.astype(np.float64) + BN_EPS)
-        out[f"{p}.convolution.weight"] = (w.astype(np.float64) * scale[:, None, None, None]).astype(np.float32)
-        out[f"{p}.convolution.bias"] = (beta.astype(np.float64) - mean.astype(np.float64) * scale).astype(np.float32)
-    return out
 
 
 class MobileViTModel(PreTrainedModel):
@@ -112,14 +90,73 @@ class MobileViTModel(PreTrainedModel):
         if raw.get("model_type") != "mobilevit":
             raise ValueError(f"{source}: not a MobileViT checkpoint (model_type {raw.get('model_type')!r})")
         config = MobileViTConfig.from_dict(raw, source)
-        stripped = {(k[len("mobilevit."):] if k.startswith("mobilevit.") else k): v for k, v in state.items()
-                    if not k.endswith("num_batches_tracked")}
-        return config, fold_batchnorm(stripped, source), {}
+        stripped = {(k[len("mobilevit."):] if k.startswith("mobilevit.") else k): v for k, v in state.items()}
+        return config, stripped, {}
 
     def _checkpoint_name(self, name: str) -> str:
         if self._with_head and not name.startswith("classifier."):
             return "mobilevit." + name
         return name
+
+    def _load(self, state, source, names=None):
+        super()._load(state, source, names)
+        # Buffers: writable float32 copies (training updates them in place; a loaded
+        # checkpoint may be a read-only mapping), plus the int64 counters torch keeps.
+        self._buffers = {}
+        for i, (slot, shape) in enumerate(_C.mobilevit_buffer_specs(self._c)):
+            if slot not in state:
+                raise ValueError(f"{source}: missing tensor {self._checkpoint_name(slot)}")
+            arr = np.array(self._checked_array(slot, state[slot], shape, source), dtype=np.float32, copy=True)
+            _C.mobilevit_bind_buffer(self._c, i, arr)
+            self._buffers[self._checkpoint_name(slot)] = arr
+            if slot.endswith(".running_var"):
+                count = slot[: -len("running_var")] + "num_batches_tracked"
+                value = state.get(count)
+                self._buffers[self._checkpoint_name(count)] = np.array(0 if value is None else np.asarray(value)
+                                                                       .reshape(()), dtype=np.int64)
+
+    def named_buffers(self):
+        """(name, array) of the BatchNorm running statistics and num_batches_tracked counters."""
+        return list(self._buffers.items())
+
+    def buffers(self):
+        return list(self._buffers.values())
+
+    def state_dict(self) -> dict:
+        return {**self._params, **self._buffers}
+
+    # Training -------------------------------------------------------------------------
+    _family = "mobilevit"
+
+    def _train_forward(self, px, labels, seed):
+        cfg = self.config
+        if cfg.attention_probs_dropout_prob > 0:
+            raise NotImplementedError("training with attention_probs_dropout_prob > 0 is not supported; set "
+                                      "model.config.attention_probs_dropout_prob = 0.0")
+        if not self._with_head:
+            raise NotImplementedError("training needs MobileViTForImageClassification (a classifier head)")
+        out = _C.mobilevit_train_forward(self._c, px, labels, float(cfg.hidden_dropout_prob),
+                                         float(cfg.classifier_dropout_prob), float(self.label_smoothing), seed,
+                                         self._checkpointing)
+        for name, buf in self._buffers.items():  # torch counts every train-mode forward
+            if name.endswith("num_batches_tracked"):
+                buf += 1
+        return out
+
+    def _save_layout(self):
+        state = {name: np.asarray(p) for name, p in self._params.items()}
+        state.update(self._buffers)
+        cfg = self.config
+        out = dict(cfg.extra)
+        for k in cfg.__dataclass_fields__:
+            if k not in ("id2label", "extra"):
+                out[k] = getattr(cfg, k)
+        out["hidden_sizes"], out["neck_hidden_sizes"] = list(cfg.hidden_sizes), list(cfg.neck_hidden_sizes)
+        out["id2label"] = {str(k): v for k, v in cfg.id2label.items()}
+        out["label2id"] = {v: k for k, v in cfg.id2label.items()}
+        out.pop("num_labels", None)
+        out["architectures"] = ["MobileViTForImageClassification" if self._with_head else "MobileViTModel"]
+        return state, out
 
     def _run(self, pixel_values, stages=(), last=False, pooled=False, logits=False):
         px = self._pixel_values(pixel_values, self.config.num_channels)
@@ -161,11 +198,18 @@ class MobileViTForImageClassification(MobileViTModel):
             raise ValueError("MobileViTForImageClassification needs id2label / num_labels in the config")
         super().__init__(config)
 
-    def __call__(self, pixel_values, labels=None, output_hidden_states: bool = False, return_dict: bool = True):
+    def __call__(self, pixel_values, labels=None, output_hidden_states: bool = False, return_dict: bool = True,
+                 seed: int | None = None):
         from .vit import cross_entropy
+        if self.training:
+            if output_hidden_states:
+                raise NotImplementedError("in train mode the forward returns loss and logits only")
+            loss, logits = self._train_call(pixel_values, labels, seed)
+            out = ImageClassifierOutputWithNoAttention(loss=loss, logits=logits)
+            return out if return_dict else out.to_tuple()
         stages = tuple(range(self.NUM_STAGES)) if output_hidden_states else ()
         maps, _, _, logits = self._run(pixel_values, stages, logits=True)
-        loss = cross_entropy(logits, labels, self.config.num_labels) if labels is not None else None
+        loss = cross_entropy(logits, labels, self.config.num_labels, self.label_smoothing) if labels is not None else None
         out = ImageClassifierOutputWithNoAttention(loss=loss, logits=logits,
                                                    hidden_states=maps if output_hidden_states else None)
         return out if return_dict else out.to_tuple()

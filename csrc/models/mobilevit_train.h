@@ -1,0 +1,37 @@
+/* MobileViT training: a forward that keeps activations (BatchNorm on batch statistics, running
+ * statistics updated as torch: momentum 0.1, unbiased variance), the cross-entropy loss, and a
+ * backward that accumulates every parameter gradient (BatchNorm gamma/beta included) into the
+ * bound gradient arrays.
+ *
+ * One training step at a time per model (the saved activations live in the model); a second
+ * concurrent training call fails with VC_ERR_ARG. num_batches_tracked is the caller's (Python). */
+#ifndef VC_MOBILEVIT_TRAIN_H
+#define VC_MOBILEVIT_TRAIN_H
+
+#include <stdint.h>
+
+#include "models/mobilevit.h"
+
+typedef struct {
+    float hidden_dropout;     /* transformer attention and MLP outputs (hidden_dropout_prob) */
+    float classifier_dropout; /* on the pooled features before the classifier (classifier_dropout_prob) */
+    float label_smoothing;
+    uint64_t seed;            /* dropout masks of this step (regenerated in backward) */
+    int checkpointing;        /* transformer layers keep only their input; recomputed in backward */
+} vc_mobilevit_train_opts;
+
+/* Binds gradient slot i (parameter numbering) to a float32 array of the slot's shape; NULL
+ * unbinds it (frozen). */
+vc_status vc_mobilevit_bind_grad(vc_mobilevit *m, int i, const vc_tensor *x);
+
+/* px [B, C, H, W]; labels [B] in [0, num_labels) or NULL (no loss, nothing kept; the running
+ * statistics are still updated, as a torch forward in train mode). loss [1] NULL-able;
+ * logits [B, num_labels]. */
+vc_status vc_mobilevit_train_forward(vc_mobilevit *m, const float *px, int B, int H, int W, const int64_t *labels,
+                                     const vc_mobilevit_train_opts *o, float *loss, float *logits);
+/* Gradients of the kept forward's loss, added into the bound arrays; uses the forward up. */
+vc_status vc_mobilevit_backward(vc_mobilevit *m);
+/* Bytes of training memory held (saved activations + scratch) for the last batch shape. */
+size_t vc_mobilevit_train_saved_bytes(const vc_mobilevit *m);
+
+#endif

@@ -1,0 +1,210 @@
+"""MobileViT training parity with PyTorch autograd: loss and every gradient (BatchNorm gamma/beta
+included) in train mode (batch statistics), running statistics, AdamW steps, eval after
+training, save_pretrained -> transformers, checkpointing, freezing, dropout seeding."""
+import sys
+
+import numpy as np
+import pytest
+import torch
+import transformers
+
+import visionc
+from helpers import assert_close
+from tolerances import LOGITS_ATOL
+from train_helpers import LOSS_RTOL, STEP_LOSS_RTOL, compare_grads
+
+torch.set_num_threads(2)
+
+# xx-small-like but narrower; 64x64 gives even maps (8, 4, 2), 72x72 odd ones (9, 5, 3: the
+# bilinear resize around unfold/fold in every MobileViT block).
+CFG = dict(hidden_sizes=[16, 24, 32], neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64], num_attention_heads=2,
+           expand_ratio=2.0, image_size=64, num_labels=4, hidden_dropout_prob=0.0, classifier_dropout_prob=0.0)
+B = 3
+
+
+def _ref(seed=0, **over):
+    torch.manual_seed(seed)
+    ref = transformers.MobileViTForImageClassification(transformers.MobileViTConfig(**dict(CFG, **over)))
+    with torch.no_grad():  # non-trivial BatchNorm affine and running statistics
+        for mod in ref.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.5, 0.5)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.3, 0.3)
+    return ref
+
+
+def _batch(seed=0, n=B, size=64):
+    rng = np.random.RandomState(seed)
+    return rng.randn(n, 3, size, size).astype(np.float32), rng.randint(0, CFG["num_labels"], n).astype(np.int64)
+
+
+def _torch_step(ref, px, lab):
+    ref.train()
+    ref.zero_grad()
+    loss = ref(torch.from_numpy(px), labels=torch.from_numpy(lab)).loss
+    loss.backward()
+    return loss.item(), {n: p.grad.numpy().copy() for n, p in ref.named_parameters() if p.grad is not None}
+
+
+def _grads(model):
+    return {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _compare_buffers(tag, model, ref, rtol=1e-5):
+    want = {n: b.numpy() for n, b in ref.named_buffers()}
+    got = dict(model.named_buffers())
+    assert set(got) == set(want)
+    worst = 0.0
+    for n, w in want.items():
+        if n.endswith("num_batches_tracked"):
+            assert got[n].dtype == np.int64 and int(got[n]) == int(w), (n, got[n], w)
+            continue
+        worst = max(worst, float(np.abs(got[n] - w).max() / max(np.abs(w).max(), 1e-6)))
+    print(f"{tag}: {len(want)} buffers, running stats worst rel err {worst:.3g} (rtol {rtol:g})", file=sys.stderr)
+    assert worst <= rtol
+
+
+@pytest.fixture(scope="module")
+def ckpt_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mobilevit-train")
+    _ref().save_pretrained(d)
+    return d
+
+
+def test_names_and_buffers(ckpt_dir):
+    model = visionc.AutoModelForImageClassification.from_pretrained(ckpt_dir)
+    ref = _ref()
+    assert set(dict(model.named_parameters())) == set(dict(ref.named_parameters()))
+    assert set(dict(model.named_buffers())) == set(dict(ref.named_buffers()))
+    assert "mobilevit.conv_stem.normalization.running_mean" not in dict(model.named_parameters())
+
+
+@pytest.mark.parametrize("size", [64, 72])
+def test_grads_match_torch(ckpt_dir, size):
+    model = visionc.AutoModelForImageClassification.from_pretrained(ckpt_dir).train()
+    px, lab = _batch(size=size)
+    out = model(px, labels=lab)
+    model.backward()
+    ref = _ref()
+    want_loss, want = _torch_step(ref, px, lab)
+    print(f"{size}px loss {out.loss:.8f} vs torch {want_loss:.8f}", file=sys.stderr)
+    assert abs(out.loss - want_loss) <= LOSS_RTOL * abs(want_loss)
+    compare_grads(f"mobilevit grads {size}px", _grads(model), want)
+    _compare_buffers(f"mobilevit {size}px after one step", model, ref)
+
+
+def test_running_stats_3_sgd_steps(ckpt_dir):
+    """Running statistics (momentum 0.1, unbiased variance) and num_batches_tracked over three
+    train steps; SGD keeps the weights within rounding of torch's, so the statistics are too."""
+    model = visionc.AutoModelForImageClassification.from_pretrained(ckpt_dir).train()
+    ref = _ref().train()
+    opt = visionc.optim.SGD(model.parameters(), lr=0.05)
+    topt = torch.optim.SGD(ref.parameters(), lr=0.05)
+    for step in range(3):
+        px, lab = _batch(200 + step, size=72)
+        model(px, labels=lab)
+        model.backward()
+        opt.step(), model.zero_grad()
+        _torch_step(ref, px, lab)
+        topt.step()
+    _compare_buffers("mobilevit after 3 SGD steps", model, ref)
+
+
+def test_adamw_running_stats_eval_and_save(ckpt_dir, tmp_path):
+    model = visionc.AutoModelForImageClassification.from_pretrained(ckpt_dir).train()
+    ref = _ref().train()
+    opt = visionc.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+    topt = torch.optim.AdamW(ref.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+    worst = 0.0
+    for step in range(10):
+        px, lab = _batch(100 + step)
+        loss = model(px, labels=lab).loss
+        model.backward()
+        opt.step(), model.zero_grad()
+        tloss = ref(torch.from_numpy(px), labels=torch.from_numpy(lab)).loss
+        tloss.backward()
+        topt.step(), topt.zero_grad()
+        rel = abs(loss - tloss.item()) / abs(tloss.item())
+        worst = max(worst, rel)
+        assert rel <= STEP_LOSS_RTOL, f"step {step}: loss {loss} vs torch {tloss.item()} (rel {rel:.3g})"
+    print(f"mobilevit 10 AdamW steps: worst per-step loss rel diff {worst:.3g}", file=sys.stderr)
+    # Adam turns rounding-level gradient differences on near-zero gradients into O(lr) weight
+    # differences (train_helpers.STEP_LOSS_RTOL), and the batch statistics follow the weights.
+    _compare_buffers("mobilevit after 10 AdamW steps", model, ref, rtol=5e-3)
+
+    px, _ = _batch(7)
+    model.eval()
+    logits = model(px).logits
+    ref.eval()
+    with torch.no_grad():
+        want = ref(torch.from_numpy(px)).logits.numpy()
+    assert_close("mobilevit eval after training vs torch eval", logits, want, atol=LOGITS_ATOL)
+
+    model.save_pretrained(tmp_path)
+    loaded = transformers.MobileViTForImageClassification.from_pretrained(tmp_path).eval()
+    saved = visionc.load_state_dict(tmp_path / "model.safetensors")
+    assert set(saved) == set(ref.state_dict())
+    assert saved["mobilevit.conv_stem.normalization.num_batches_tracked"].dtype == np.int64
+    with torch.no_grad():
+        again = loaded(torch.from_numpy(px)).logits.numpy()
+    assert_close("mobilevit save_pretrained -> transformers eval logits", again, logits, atol=LOGITS_ATOL)
+    reloaded = visionc.AutoModelForImageClassification.from_pretrained(tmp_path)
+    assert_close("mobilevit save -> visionc reload", reloaded(px).logits, logits, atol=1e-6)
+
+
+def test_checkpointing_and_dropout(ckpt_dir):
+    px, lab = _batch(2, n=4, size=72)
+    model = visionc.AutoModelForImageClassification.from_pretrained(ckpt_dir).train()
+    model.config.hidden_dropout_prob = 0.1
+    model.config.classifier_dropout_prob = 0.1
+    runs = []
+    for ckpt, seed in ((False, 5), (True, 5), (False, 6)):
+        (model.gradient_checkpointing_enable if ckpt else model.gradient_checkpointing_disable)()
+        model.zero_grad()
+        model.seed(seed)
+        loss = model(px, labels=lab).loss
+        model.backward()
+        runs.append((loss, {k: v.copy() for k, v in _grads(model).items()}, model.training_memory()))
+    assert runs[0][0] == runs[1][0]
+    compare_grads("mobilevit checkpointed vs kept", runs[1][1], runs[0][1], rtol=0)
+    full, ck = runs[0][2], runs[1][2]
+    print(f"mobilevit training memory (B=4, 72px): {full} B kept, {ck} B checkpointed ({1 - ck / full:.0%} less)",
+          file=sys.stderr)
+    assert ck < full
+    assert runs[2][0] != runs[0][0]  # another seed, other masks
+
+
+def test_freeze(ckpt_dir):
+    px, lab = _batch(3)
+    model = visionc.AutoModelForImageClassification.from_pretrained(ckpt_dir).train()
+    model.freeze(until="mobilevit.encoder.layer.3")
+    ref = _ref()
+    for n, p in ref.named_parameters():
+        p.requires_grad = not n.startswith(("mobilevit.conv_stem", "mobilevit.encoder.layer.0.",
+                                            "mobilevit.encoder.layer.1.", "mobilevit.encoder.layer.2."))
+    model(px, labels=lab)
+    model.backward()
+    _, want = _torch_step(ref, px, lab)
+    compare_grads("mobilevit frozen below encoder.layer.3", _grads(model), want)
+    model.unfreeze()
+    model.zero_grad(set_to_none=True)
+    model.freeze(head_only=True)
+    model(px, labels=lab)
+    model.backward()
+    assert set(_grads(model)) == {"classifier.weight", "classifier.bias"}
+
+
+def test_errors(ckpt_dir):
+    model = visionc.AutoModelForImageClassification.from_pretrained(ckpt_dir).train()
+    with pytest.raises(RuntimeError, match="backward"):
+        model.backward()
+    px, _ = _batch(n=2)
+    with pytest.raises(ValueError, match="label 4"):
+        model(px, labels=np.array([4, 0]))
+    with pytest.raises(ValueError, match="BatchNorm"):  # one 32x32 image: a 1x1 last map, as torch refuses
+        model(px[:1, :, :32, :32].copy(), labels=np.array([0]))
+    model.config.attention_probs_dropout_prob = 0.1
+    with pytest.raises(NotImplementedError, match="attention_probs_dropout_prob"):
+        model(px, labels=np.array([0, 1]))
