@@ -10,8 +10,11 @@ from . import hub, nn, ops, optim
 from .image_processing import AutoImageProcessor, set_hub_resolver
 from .io import load_state_dict
 from .models.auto import AutoBackbone, AutoModel, AutoModelForImageClassification
+from .models.convnext import ConvNextConfig, ConvNextForImageClassification, ConvNextModel
+from .models.mobilevit import MobileViTConfig, MobileViTForImageClassification, MobileViTModel
 from .models.vit import ViTConfig, ViTForImageClassification, ViTModel
 from .pipelines import pipeline
+from .trainer import Trainer
 
 # Processors resolve hub ids through the same cache and download path as the models.
 set_hub_resolver(hub.resolve_file)
@@ -20,6 +23,8 @@ set_num_threads = _C.set_num_threads
 get_num_threads = _C.get_num_threads
 cpu_features = _C.cpu_features
 
-__all__ = ["hub", "nn", "ops", "optim", "AutoBackbone", "AutoImageProcessor", "AutoModel", "AutoModelForImageClassification", "ViTConfig",
+__all__ = ["hub", "nn", "ops", "optim", "AutoBackbone", "AutoImageProcessor", "AutoModel",
+           "AutoModelForImageClassification", "ConvNextConfig", "ConvNextForImageClassification", "ConvNextModel",
+           "MobileViTConfig", "MobileViTForImageClassification", "MobileViTModel", "Trainer", "ViTConfig",
            "ViTForImageClassification", "ViTModel", "pipeline", "load_state_dict", "set_num_threads",
            "get_num_threads", "cpu_features", "__version__"]
