@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, peak_rss_mb, run_worker, time_calls  # noqa: E402
+from common import export_onnx, machine, onnx_runner, peak_rss_mb, run_worker, time_calls  # noqa: E402
 
 MODELS = {
     "convnext_femto": dict(kind="convnext", sizes=(224, 288),
@@ -46,6 +46,8 @@ def worker(framework: str, ckpt: str, size: int, batch: int, threads: int) -> di
         visionc.set_num_threads(threads)
         model = visionc.AutoModelForImageClassification.from_pretrained(ckpt)
         run = lambda: model(px).logits  # noqa: E731
+    elif framework == "onnxruntime":
+        run = onnx_runner(ckpt, px, threads)
     else:
         import torch
         import transformers
@@ -82,6 +84,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 16])
     ap.add_argument("--models", nargs="+", default=list(MODELS))
+    ap.add_argument("--onnx", action="store_true", help="also time ONNX Runtime")
     ap.add_argument("--json", help="write results here too")
     args = ap.parse_args()
     if args.worker:
@@ -91,21 +94,26 @@ def main():
     rows = []
     print(f"{args.threads} threads, fp32, {machine()}")
     print(f"{'model':>16} {'size':>4} {'batch':>5} {'visionc img/s':>13} {'torch img/s':>11} {'ratio':>6} "
-          f"{'RSS visionc':>11} {'RSS torch':>9}")
+          f"{'RSS visionc':>11} {'RSS torch':>9} {'onnxrt img/s':>12}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             ckpt = Path(tmp) / name
             make_checkpoint(name, ckpt)
             for size in MODELS[name]["sizes"]:
                 err = validate(ckpt, size)
+                onnx = args.onnx and export_onnx(ckpt, size)
                 for b in args.batches:
                     ours = run_worker(__file__, ["visionc", str(ckpt), str(size), str(b), str(args.threads)])
                     ref = run_worker(__file__, ["torch", str(ckpt), str(size), str(b), str(args.threads)])
+                    ort_row = run_worker(__file__, ["onnxruntime", str(ckpt), str(size), str(b), str(args.threads)]) \
+                        if onnx else None
                     ratio = ours["images_per_s"] / ref["images_per_s"]
-                    rows.append(dict(model=name, size=size, batch=b, visionc=ours, torch=ref, ratio=ratio,
-                                     max_logit_diff=err))
+                    rows.append(dict(model=name, size=size, batch=b, visionc=ours, torch=ref, onnxruntime=ort_row,
+                                     ratio=ratio, max_logit_diff=err))
+                    ort_txt = f"{ort_row['images_per_s']:>12.1f}" if ort_row else f"{'-':>12}"
                     print(f"{name:>16} {size:>4} {b:>5} {ours['images_per_s']:>13.1f} {ref['images_per_s']:>11.1f} "
-                          f"{ratio:>5.2f}x {ours['peak_rss_mb']:>9.0f}MB {ref['peak_rss_mb']:>7.0f}MB", flush=True)
+                          f"{ratio:>5.2f}x {ours['peak_rss_mb']:>9.0f}MB {ref['peak_rss_mb']:>7.0f}MB {ort_txt}",
+                          flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 

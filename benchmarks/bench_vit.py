@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, peak_rss_mb, run_worker, time_calls  # noqa: E402
+from common import export_onnx, machine, onnx_runner, peak_rss_mb, run_worker, time_calls  # noqa: E402
 
 VIT_B = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, image_size=224,
              patch_size=16, num_labels=1000)
@@ -51,12 +51,7 @@ def worker(framework: str, ckpt: str, batch: int, threads: int) -> dict:
             with torch.inference_mode():
                 return model(tpx).logits
     elif framework == "onnxruntime":
-        import onnxruntime as ort
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        sess = ort.InferenceSession(str(Path(ckpt) / "model.onnx"), so, providers=["CPUExecutionProvider"])
-        run = lambda: sess.run(None, {"pixel_values": px})[0]  # noqa: E731
+        run = onnx_runner(ckpt, px, threads)
     else:
         raise ValueError(framework)
     run()
@@ -64,20 +59,6 @@ def worker(framework: str, ckpt: str, batch: int, threads: int) -> dict:
     per_call = time_calls(run, min_seconds=4.0 if batch == 1 else 8.0)
     return {"framework": framework, "batch": batch, "images_per_s": batch / per_call,
             "first_output_s": first, "peak_rss_mb": peak_rss_mb()}
-
-
-def export_onnx(ckpt: Path) -> bool:
-    try:
-        import torch
-        import transformers
-        model = transformers.ViTForImageClassification.from_pretrained(ckpt).eval()
-        torch.onnx.export(model, (torch.zeros(1, 3, 224, 224),), str(ckpt / "model.onnx"), input_names=["pixel_values"],
-                          output_names=["logits"], dynamic_axes={"pixel_values": {0: "batch"}}, dynamo=False,
-                          opset_version=17)
-        return True
-    except Exception as e:  # exporter extras missing: report, carry on without ONNX
-        print(f"(ONNX export failed, skipping ONNX Runtime: {type(e).__name__}: {e})", file=sys.stderr)
-        return False
 
 
 def validate(ckpt: Path):
@@ -111,7 +92,7 @@ def main():
         ckpt = Path(tmp) / "vit-base-patch16-224-random"
         make_checkpoint(ckpt)
         err = validate(ckpt)
-        frameworks = ["visionc", "torch"] + (["onnxruntime"] if args.onnx and export_onnx(ckpt) else [])
+        frameworks = ["visionc", "torch"] + (["onnxruntime"] if args.onnx and export_onnx(ckpt, 224) else [])
         rows = [run_worker(__file__, [fw, str(ckpt), str(b), str(args.threads)])
                 for b in args.batches for fw in frameworks]
     print(f"ViT-B/16-224 fp32, {args.threads} threads, {machine()}; validation: max |logit diff| {err:.2e}")

@@ -9,6 +9,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 
 def peak_rss_mb() -> float:
@@ -57,3 +58,27 @@ def machine() -> str:
     except OSError:
         pass
     return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.machine()}"
+
+
+def export_onnx(ckpt: Path, size: int) -> bool:
+    """Exports the transformers checkpoint at `ckpt` to ckpt/model.onnx (dynamic batch)."""
+    try:
+        import torch
+        import transformers
+        model = transformers.AutoModelForImageClassification.from_pretrained(ckpt).eval()
+        torch.onnx.export(model, (torch.zeros(1, 3, size, size),), str(Path(ckpt) / "model.onnx"),
+                          input_names=["pixel_values"], output_names=["logits"],
+                          dynamic_axes={"pixel_values": {0: "batch"}}, dynamo=False, opset_version=17)
+        return True
+    except Exception as e:  # exporter extras missing: report, carry on without ONNX
+        print(f"(ONNX export failed, skipping ONNX Runtime: {type(e).__name__}: {e})", file=sys.stderr)
+        return False
+
+
+def onnx_runner(ckpt: str, px, threads: int):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(Path(ckpt) / "model.onnx"), so, providers=["CPUExecutionProvider"])
+    return lambda: sess.run(None, {"pixel_values": px})[0]
