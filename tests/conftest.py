@@ -6,11 +6,10 @@ from pathlib import Path
 # threads of one starve the other on small machines. Passive waiting keeps both fast.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-# Tests run against the installed package; a source checkout with an in-place build works too.
+# Tests run against the installed package, or against the source tree's in-place build
+# (`make build`) when there is one: a developer's fresh build wins over an older install.
 ROOT = Path(__file__).resolve().parents[1]
-try:
-    import visionc  # noqa: F401
-except ImportError:
+if list((ROOT / "python" / "visionc").glob("_C*.so")):
     sys.path.insert(0, str(ROOT / "python"))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
