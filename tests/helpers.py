@@ -1,6 +1,7 @@
 """Shared test helpers: comparisons that print their evidence, and reference checkpoints."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -29,3 +30,11 @@ def assert_close(name: str, got, want, atol: float, rtol: float = 0.0):
                              f"max rel {max_rel:.3g}, atol {atol:g}, rtol {rtol:g}); first: {samples}")
     print(f"{name}: max abs {max_abs:.3g}, max rel {max_rel:.3g} (atol {atol:g}, rtol {rtol:g})", file=sys.stderr)
     return max_abs
+
+
+def subprocess_env() -> dict:
+    """Environment for a child interpreter that imports the same visionc as the tests
+    (installed, or the source tree's in-place build)."""
+    import visionc
+    pkg_parent = str(Path(visionc.__file__).resolve().parent.parent)
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [pkg_parent, os.environ.get("PYTHONPATH")])))

@@ -10,16 +10,15 @@ import zipfile
 import zlib
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "python"))
+from helpers import subprocess_env
+from visionc import _C  # noqa: F401
 
-from visionc import _C  # noqa: E402,F401
+REPO = Path(__file__).resolve().parents[1]
 
 
 def run_isolated(code, cwd=None, timeout=120):
     """Runs `code` in a fresh interpreter (so a crash cannot take pytest down)."""
-    env = dict(os.environ, PYTHONPATH=str(REPO / "python"))
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, env=subprocess_env(),
                           timeout=timeout)
 
 

@@ -332,7 +332,7 @@ def test_input_errors_name_the_argument():
     with pytest.raises(FileNotFoundError, match="no such image file"):
         p("/nonexistent/cat.jpg")
     with pytest.raises(ValueError, match="comes out"):
-        ip.ViTImageProcessor(size={"shortest_edge": 20})([photos()[0], photos()[-3]])
+        ip.ViTImageProcessor(size={"shortest_edge": 20})([photos()[-3], photos()[-2]])  # 512x512, 451x300
     with pytest.raises(ValueError, match="image_std"):
         ip.ViTImageProcessor(image_std=[0.5, 0.0, 0.5])
     with pytest.raises(ValueError, match="resample"):

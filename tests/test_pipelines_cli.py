@@ -12,7 +12,7 @@ import transformers
 from PIL import Image
 
 import visionc
-from helpers import ROOT, assert_close
+from helpers import ROOT, assert_close, subprocess_env
 
 CAT = ROOT / "examples" / "images" / "chelsea.jpg"
 
@@ -79,10 +79,8 @@ def test_feature_extraction_pipeline():
 
 
 def _cli(*args, cwd=ROOT):
-    # the same visionc the tests import (installed, or the source tree's in-place build)
-    pkg_parent = str(Path(visionc.__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [pkg_parent, os.environ.get("PYTHONPATH")])))
-    return subprocess.run([sys.executable, "-m", "visionc", *args], capture_output=True, text=True, cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "visionc", *args], capture_output=True, text=True, cwd=cwd,
+                          env=subprocess_env(),
                           timeout=300)
 
 
