@@ -29,30 +29,51 @@ enum { MR = 8, NV = 3, NR = 16 * NV, KC = 128, MC = 192 };
 
 static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 
-/* One panel of R rows of op(src) (op(src)[r,k] = trans ? src[k*ld + r] : src[r*ld + k]), k-pair
- * interleaved as above; rows >= nrows and k >= K are zero so the kernel needs no edge cases
- * in k and the padded rows/columns of the tile are simply not stored. */
-static void pack_panel(uint32_t *dst, const float *src, size_t ld, int trans, int r0, int nrows, int R, int K) {
+/* Packing writes panels of R rows of op(src), op(src)[r,k] = trans ? src[k*ld + r] : src[r*ld + k],
+ * k-pair interleaved as above: panel p, pair kp, row r at dst[(p*KP + kp)*R + r]. Rows past
+ * `rows` and k = K (odd K) are zero, so the kernel needs no edge cases in k and the padded
+ * rows/columns of a tile are simply not stored. */
+
+/* op(src) rows are src rows (contiguous in k): one panel, each source row read once. */
+static void pack_panel_rows(uint32_t *dst, const float *src, size_t ld, int r0, int nrows, int R, int K) {
     const int KP = (K + 1) / 2;
-    if (!trans) {
-        for (int r = 0; r < R; r++) {
-            if (r >= nrows) {
-                for (int kp = 0; kp < KP; kp++) dst[(size_t)kp * R + r] = 0;
-                continue;
-            }
-            const float *row = src + (size_t)(r0 + r) * ld;
-            for (int kp = 0; kp < K / 2; kp++)
-                dst[(size_t)kp * R + r] = vc_bf16_bits(row[2 * kp]) | (uint32_t)vc_bf16_bits(row[2 * kp + 1]) << 16;
-            if (K & 1) dst[(size_t)(KP - 1) * R + r] = vc_bf16_bits(row[K - 1]);
+    for (int r = 0; r < R; r++) {
+        if (r >= nrows) {
+            for (int kp = 0; kp < KP; kp++) dst[(size_t)kp * R + r] = 0;
+            continue;
         }
-        return;
+        const float *row = src + (size_t)(r0 + r) * ld;
+        for (int kp = 0; kp < K / 2; kp++)
+            dst[(size_t)kp * R + r] = vc_bf16_bits(row[2 * kp]) | (uint32_t)vc_bf16_bits(row[2 * kp + 1]) << 16;
+        if (K & 1) dst[(size_t)(KP - 1) * R + r] = vc_bf16_bits(row[K - 1]);
     }
-    for (int kp = 0; kp < KP; kp++) {
-        const float *lo = src + (size_t)(2 * kp) * ld + r0;
-        const float *hi = 2 * kp + 1 < K ? lo + ld : NULL;
-        uint32_t *d = dst + (size_t)kp * R;
-        for (int r = 0; r < R; r++)
-            d[r] = r >= nrows ? 0 : vc_bf16_bits(lo[r]) | (hi ? (uint32_t)vc_bf16_bits(hi[r]) << 16 : 0u);
+}
+
+/* op(src) rows are src columns: pair kp of EVERY panel from source rows 2kp and 2kp+1, so each
+ * row is streamed once (panel by panel, a narrow panel would re-read every cache line R/16 of
+ * whose floats it uses, once per panel). */
+static void pack_pair_cols(uint32_t *dst, const float *src, size_t ld, int kp, int rows, int R, int K) {
+    const int KP = (K + 1) / 2, np = (rows + R - 1) / R;
+    const float *lo = src + (size_t)(2 * kp) * ld, *hi = 2 * kp + 1 < K ? lo + ld : NULL;
+    for (int p = 0; p < np; p++) {
+        uint32_t *d = dst + ((size_t)p * KP + kp) * R;
+        const int n = rows - p * R < R ? rows - p * R : R;
+        const float *l = lo + (size_t)p * R, *h = hi ? hi + (size_t)p * R : NULL;
+        for (int r = 0; r < n; r++) d[r] = vc_bf16_bits(l[r]) | (h ? (uint32_t)vc_bf16_bits(h[r]) << 16 : 0u);
+        for (int r = n; r < R; r++) d[r] = 0;
+    }
+}
+
+/* Packs every panel of op(src) (rows x K); called by all threads of a team (no barrier). */
+static void pack_all(uint32_t *dst, const float *src, size_t ld, int trans, int rows, int R, int K) {
+    const int KP = (K + 1) / 2, np = (rows + R - 1) / R;
+    if (trans) {
+#pragma omp for schedule(static) nowait
+        for (int kp = 0; kp < KP; kp++) pack_pair_cols(dst, src, ld, kp, rows, R, K);
+    } else {
+#pragma omp for schedule(static) nowait
+        for (int p = 0; p < np; p++)
+            pack_panel_rows(dst + (size_t)p * KP * R, src, ld, p * R, rows - p * R < R ? rows - p * R : R, R, K);
     }
 }
 
@@ -138,16 +159,9 @@ int cpu_gemm_bf16_native(int ta, int tb, int M, int N, int K, const float *a, in
     /* op(b) is [K,N]: its column panels are rows of b when trans_b (b stored [N,K]). */
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-#pragma omp for schedule(static)
-        for (int p = 0; p < mp + np; p++) {
-            if (p < mp)
-                pack_panel(ap + (size_t)p * KP * MR, a, (size_t)lda, ta, p * MR, M - p * MR < MR ? M - p * MR : MR,
-                           MR, K);
-            else
-                pack_panel(bp + (size_t)(p - mp) * KP * NR, b, (size_t)ldb, !tb, (p - mp) * NR,
-                           N - (p - mp) * NR < NR ? N - (p - mp) * NR : NR, NR, K);
-        }
-        /* implicit barrier: every panel is packed */
+        pack_all(ap, a, (size_t)lda, ta, M, MR, K);
+        pack_all(bp, b, (size_t)ldb, !tb, N, NR, K);
+#pragma omp barrier
 #ifdef _OPENMP
         const int t = omp_get_thread_num(), n = omp_get_num_threads();
 #else
