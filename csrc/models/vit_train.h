@@ -16,6 +16,9 @@ typedef struct {
     float label_smoothing; /* cross-entropy, as torch */
     uint64_t seed;         /* dropout masks of this step (regenerated in backward) */
     int checkpointing;     /* keep only each layer's input; recompute the layer in backward */
+    int bf16;              /* mixed precision: the encoder layers' linear layers (QKV, output, MLP) run
+                            * bf16 GEMMs with fp32 accumulation, forward and backward; weights (the
+                            * master copy), activations, norms, softmax, GELU and gradients stay fp32 */
 } vc_vit_train_opts;
 
 typedef struct vc_vit_train vc_vit_train;

@@ -177,6 +177,18 @@ typedef struct vc_backend {
     void (*add_into)(float *acc, const float *x, size_t n);
     /* out[n] = alpha * x[n]; out may equal x. */
     void (*scale)(float *out, const float *x, float alpha, size_t n);
+    /* ---- bf16 compute (appended; see backends/cpu/bf16.h) ----
+     * Operands rounded to bf16 (nearest even), products summed in fp32, fp32 out: equal to the
+     * fp32 GEMM of the rounded inputs up to summation order, on every CPU.
+     * c[M,N] = op(a) . op(b) + beta c; op(a)[M,K] is a stored [K,M] when trans_a; op(b)[K,N]
+     * is b stored [N,K] when trans_b. */
+    void (*gemm_bf16)(int trans_a, int trans_b, int M, int N, int K, const float *a, int lda, const float *b,
+                      int ldb, float beta, float *c, int ldc);
+    /* linear and linear_backward (same contracts) with bf16 GEMMs; bias and its gradient fp32. */
+    void (*linear_bf16)(float *out, const float *in, const float *w, const float *bias, int M, int N, int K,
+                        int accumulate);
+    void (*linear_backward_bf16)(float *din, float *dw, float *db, const float *dout, const float *in,
+                                 const float *w, int M, int N, int K);
 } vc_backend;
 
 const vc_backend *vc_backend_cpu(void);

@@ -27,6 +27,7 @@ static int (*const register_hooks[])(PyObject *) = {
     vc_py_register_ops,
     vc_py_register_ops_backward,
     vc_py_register_optim,
+    vc_py_register_bf16,
 };
 
 PyMODINIT_FUNC PyInit__C(void) {

@@ -5,9 +5,29 @@ each kernel against a reference."""
 from ._native import _C
 
 
-def linear(x, weight, bias=None):
-    """x[..., K] . weight[N, K]^T + bias[N] -> [..., N]"""
-    return _C.op_linear(x, weight, bias)
+def linear(x, weight, bias=None, dtype="fp32"):
+    """x[..., K] . weight[N, K]^T + bias[N] -> [..., N]
+
+    dtype="bf16": x and weight are rounded to bfloat16 (nearest even, as torch's .bfloat16())
+    inside the kernel, products are summed in fp32, bias and result are fp32. Uses AVX512_BF16
+    when the CPU has it (visionc.ops.bf16_native()), else fp32 GEMM of the rounded inputs:
+    the same values up to fp32 summation order."""
+    if dtype in ("fp32", "float32"):
+        return _C.op_linear(x, weight, bias)
+    if dtype in ("bf16", "bfloat16"):
+        return _C.op_linear_bf16(x, weight, bias)
+    raise ValueError(f"dtype must be 'fp32' or 'bf16', got {dtype!r}")
+
+
+def gemm_bf16(a, b, trans_a=False, trans_b=False, c=None, beta=0.0):
+    """op(a) . op(b) (+ beta c, c updated in place) with bf16-rounded inputs and fp32 sums.
+    op(a) = a.T when trans_a, op(b) = b.T when trans_b; all float32 arrays."""
+    return _C.op_gemm_bf16(a, b, trans_a, trans_b, c, beta)
+
+
+def bf16_native():
+    """True when bf16 GEMMs run on the AVX512_BF16 kernel (False: the plain-C path)."""
+    return _C.bf16_native()
 
 
 def layer_norm(x, weight, bias, eps=1e-5):

@@ -1,6 +1,7 @@
 /* The CPU backend's table. */
 #include <stdlib.h>
 
+#include "backends/cpu/bf16.h"
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/cpu_train.h"
 #include "ops/backend.h"
@@ -68,6 +69,10 @@ static const vc_backend cpu_backend = {
     .batchnorm_backward = cpu_batchnorm_backward,
     .add_into = cpu_add_into,
     .scale = cpu_scale,
+    /* bf16 compute */
+    .gemm_bf16 = cpu_gemm_bf16,
+    .linear_bf16 = cpu_linear_bf16,
+    .linear_backward_bf16 = cpu_linear_backward_bf16,
 };
 
 const vc_backend *vc_backend_cpu(void) { return &cpu_backend; }

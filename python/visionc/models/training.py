@@ -18,6 +18,13 @@ some block is frozen, backward stops at that block.
 Training is one step at a time per model: the kept activations belong to the model (the C
 core refuses a second concurrent training call). Inference calls may run concurrently.
 
+Mixed precision (ViT): `model.set_precision("bf16")` makes training forwards and backwards run
+the encoder layers' linear layers (QKV, attention output, MLP) as bf16 GEMMs with fp32
+accumulation (AVX512_BF16 when the CPU has it, else an exact emulation). Parameters stay fp32
+(the optimizer's master copy); layer norms, softmax, GELU, residuals, the patch embedding, the
+classifier, the loss and all gradients are fp32. `set_precision("fp32")` (the default) goes back.
+Inference forwards are unaffected.
+
 Dropout masks come from a counter-based generator keyed by the model's seed (`model.seed(n)`)
 and a step counter, so a run is reproducible; they do not reproduce torch's masks.
 `model.label_smoothing` (default: config's label_smoothing if present, else 0.0) is used by
@@ -46,6 +53,8 @@ class TrainingMixin:
     `_save_layout()` -> (state, config dict)."""
 
     _head_prefixes: tuple = ("classifier.",)
+    _precisions: tuple = ("fp32",)  # training precisions the family supports
+    _precision: str = "fp32"
     training: bool = False
 
     def _init_training(self):
@@ -54,6 +63,7 @@ class TrainingMixin:
         self._seed = 0
         self._step = 0
         self._checkpointing = False
+        self._precision = "fp32"
         self._kept = False
         self._slots: list = []       # per C slot: (parameter name, row slice or None)
         self._grad_views: list = []  # what each C gradient slot is bound to (kept alive here)
@@ -65,6 +75,20 @@ class TrainingMixin:
 
     def eval(self):
         return self.train(False)
+
+    def set_precision(self, precision: str):
+        """"fp32" (default) or "bf16": bf16 GEMMs with fp32 accumulation for the linear layers of
+        training forwards/backwards, fp32 master weights and everything else fp32."""
+        p = {"float32": "fp32", "bfloat16": "bf16"}.get(precision, precision)
+        if p not in self._precisions:
+            raise ValueError(f"precision must be one of {self._precisions} for {type(self).__name__}, "
+                             f"got {precision!r}")
+        self._precision = p
+        return self
+
+    @property
+    def precision(self) -> str:
+        return self._precision
 
     def seed(self, n: int):
         """Seeds dropout / drop-path masks: the same seed and call sequence give the same masks."""

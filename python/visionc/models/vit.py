@@ -210,6 +210,7 @@ class ViTModel(PreTrainedModel):
 
     # Training -------------------------------------------------------------------------
     _family = "vit"
+    _precisions = ("fp32", "bf16")
 
     def _train_forward(self, px, labels, seed):
         if self.config.attention_probs_dropout_prob > 0:
@@ -218,7 +219,8 @@ class ViTModel(PreTrainedModel):
         if not self._with_head:
             raise NotImplementedError("training needs ViTForImageClassification (a classifier head)")
         return _C.vit_train_forward(self._c, px, labels, float(self.config.hidden_dropout_prob),
-                                    float(self.label_smoothing), seed, self._checkpointing)
+                                    float(self.label_smoothing), seed, self._checkpointing,
+                                    self._precision == "bf16")
 
     def _save_layout(self):
         state = {name: np.asarray(p) for name, p in self._params.items()}
