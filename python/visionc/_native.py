@@ -2,6 +2,10 @@
 
 The extension links against libscipy_openblas.so by soname; loading that library
 globally first lets the dynamic linker resolve it wherever pip put the wheel.
+
+OpenBLAS picks its GEMM kernels from the CPU when it loads; the OPENBLAS_CORETYPE environment
+variable overrides that choice (e.g. "Haswell" pins the AVX2 kernels on an AVX-512 machine, at
+about half the GEMM speed). visionc leaves that choice to the user.
 """
 import ctypes
 import os
