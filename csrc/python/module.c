@@ -19,7 +19,7 @@ PyMODINIT_FUNC PyInit__C(void) {
     if (!m) return NULL;
     if (vc_py_register_core(m) || vc_py_register_model(m) || vc_py_register_io(m) || vc_py_register_image(m) || vc_py_register_text(m) ||
         vc_py_register_generate(m) || vc_py_register_vit(m) || vc_py_register_ops(m) ||
-        vc_py_register_convnext(m) || vc_py_register_mobilevit(m)) {
+        vc_py_register_convnext(m) || vc_py_register_mobilevit(m) || vc_py_register_gpt2(m)) {
         Py_DECREF(m);
         return NULL;
     }

@@ -31,5 +31,6 @@ int vc_py_register_vit(PyObject *m);
 int vc_py_register_ops(PyObject *m);
 int vc_py_register_convnext(PyObject *m);
 int vc_py_register_mobilevit(PyObject *m);
+int vc_py_register_gpt2(PyObject *m);
 
 #endif

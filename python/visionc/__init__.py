@@ -11,6 +11,9 @@ from .io import load_state_dict
 from .models.auto import AutoModel, AutoModelForImageClassification
 from .models.vit import ViTConfig, ViTForImageClassification, ViTModel
 from .pipelines import pipeline
+from .models.gpt2 import GPT2Config, GPT2LMHeadModel
+from .models.vision_encoder_decoder import VisionEncoderDecoderModel
+from .tokenization import AutoTokenizer, GPT2Tokenizer
 
 set_num_threads = _C.set_num_threads
 get_num_threads = _C.get_num_threads
@@ -18,4 +21,5 @@ cpu_features = _C.cpu_features
 
 __all__ = ["AutoImageProcessor", "AutoModel", "AutoModelForImageClassification", "ViTConfig",
            "ViTForImageClassification", "ViTModel", "pipeline", "load_state_dict", "set_num_threads",
-           "get_num_threads", "cpu_features", "__version__"]
+           "get_num_threads", "cpu_features", "__version__", "GPT2Config", "GPT2LMHeadModel",
+           "VisionEncoderDecoderModel", "AutoTokenizer", "GPT2Tokenizer"]

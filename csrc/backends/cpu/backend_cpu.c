@@ -36,6 +36,10 @@ static const vc_backend cpu_backend = {
     .concat_channels = cpu_concat_channels,
     .patch_unfold = cpu_patch_unfold,
     .patch_fold = cpu_patch_fold,
+    .linear_io = cpu_linear_io,
+    .attention_kv = cpu_attention_kv,
+    .attention_kv_scratch = cpu_attention_kv_scratch,
+    .token_embed = cpu_token_embed,
 };
 
 const vc_backend *vc_backend_cpu(void) { return &cpu_backend; }

@@ -46,6 +46,10 @@ void cpu_gemm_nt(int M, int N, int K, const float *a, int lda, const float *w, i
 
 void cpu_linear(float *out, const float *in, const float *w, const float *bias, int M, int N, int K,
                 int accumulate) {
+    if (vc_skinny_nt_ok(M, N, K)) { /* decode steps: stream w once (gemm_skinny.c) */
+        cpu_skinny_nt(out, in, w, bias, M, N, K, accumulate);
+        return;
+    }
     cpu_gemm_nt(M, N, K, in, K, w, K, accumulate ? 1.f : 0.f, out, N);
     if (!bias) return;
 #pragma omp parallel for schedule(static) if ((size_t)M * N > VC_CHUNK) num_threads(vc_get_num_threads())

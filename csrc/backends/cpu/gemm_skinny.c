@@ -1,0 +1,264 @@
+/* Skinny GEMMs for token-by-token decoding: a few activation rows (the live beams of a
+ * batch: M <= VC_SKINNY_NT_MAX_M / VC_SKINNY_NN_MAX_M) against a large weight matrix.
+ *
+ * A decode step multiplies one or a few rows by every weight of the model, so its time is
+ * the time to stream the weights from memory once. OpenBLAS's blocked sgemm packs both
+ * operands and runs M=1 tiles at well under that rate; these kernels read each weight once,
+ * straight from its stored layout, with the rows' partial sums held in registers:
+ *
+ *   nt: out[M,N] = in[M,K] . w[N,K]^T   (nn.Linear weights, the tied LM head)
+ *   nn: out[M,N] = in[M,K] . w[K,N]     (GPT-2 Conv1D weights, stored [in, out])
+ *
+ * then out = product + bias (+ out when accumulating). Columns (nt: rows of w) are split
+ * over the OpenMP threads, so each weight byte is read by exactly one thread.
+ * AVX-512 only: vc_skinny_{nt,nn}_ok() say whether a call can come here; others use BLAS. */
+#include <immintrin.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "backends/cpu/cpu.h"
+#include "vc.h"
+
+enum {
+    MB = 4,  /* activation rows per register tile */
+    NB = 4,  /* nt: weight rows per tile (MB x NB dot products in flight) */
+    NC = 4,  /* nn: 16-float column vectors per tile (64 columns) */
+    PF = 8,  /* nn: rows of w prefetched ahead: the tile walks w with a stride of N floats */
+};
+
+/* Row counts up to which these kernels beat OpenBLAS on a weight matrix streamed from memory
+ * (measured on GPT-2 shapes, 768 x 3072 and 50257 x 768): the nt kernel keeps its lead far
+ * longer because OpenBLAS packs the whole [N, K] operand per call. */
+int vc_skinny_nt_ok(int M, int N, int K) {
+    return M >= 1 && M <= VC_SKINNY_NT_MAX_M && N >= 1 && K >= 1 && vc_cpu()->avx512f;
+}
+int vc_skinny_nn_ok(int M, int N, int K) {
+    return M >= 1 && M <= VC_SKINNY_NN_MAX_M && N >= 1 && K >= 1 && vc_cpu()->avx512f;
+}
+
+static int threads_for(size_t weight_floats) {
+#ifdef _OPENMP
+    if (omp_in_parallel()) return 1;
+#endif
+    /* below ~64 KB of weights a fork costs more than it saves */
+    return weight_floats < 16384 ? 1 : vc_get_num_threads();
+}
+
+/* Columns (nt: weight rows) per work item: about CHUNKS items per thread, handed out
+ * dynamically, so that a thread the OS preempts (a busy, shared machine) delays the kernel
+ * by one item rather than by its whole static share; multiples of `unit` keep tiles whole. */
+enum { CHUNKS = 6 };
+static int chunk(int N, int nt, int unit) {
+    const int items = nt > 1 ? nt * CHUNKS : 1;
+    const int per = ((N + items - 1) / items + unit - 1) / unit * unit;
+    return per > 0 ? per : unit;
+}
+
+static inline __mmask16 tail_mask(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+/* ---- nt: MB x NB dot products of length K per tile ---------------------------------------- */
+
+__attribute__((always_inline, target("avx512f"))) static inline void nt_tile(float *out, int ldo, const float *x,
+                                                                          int K, const float *w, int mb, int nb,
+                                                                          const float *bias, int accumulate,
+                                                                          int prefetch) {
+    __m512 acc[MB][NB];
+#pragma GCC unroll 4
+    for (int i = 0; i < MB; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k += 16) {
+        const __mmask16 m = tail_mask(K - k);
+        /* The next tile's rows, one cache line each per step: with several activation rows
+         * the FMAs per weight byte delay the hardware prefetcher's stream. */
+        if (prefetch)
+#pragma GCC unroll 4
+            for (int j = 0; j < NB; j++) _mm_prefetch((const char *)(w + (size_t)(NB + j) * K + k), _MM_HINT_T0);
+        __m512 wv[NB];
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; j++)
+            wv[j] = j < nb ? _mm512_maskz_loadu_ps(m, w + (size_t)j * K + k) : _mm512_setzero_ps();
+#pragma GCC unroll 4
+        for (int i = 0; i < MB; i++) {
+            if (i >= mb) break;
+            const __m512 xv = _mm512_maskz_loadu_ps(m, x + (size_t)i * K + k);
+#pragma GCC unroll 4
+            for (int j = 0; j < NB; j++)
+                if (j < nb) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < MB; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; j++) {
+            if (i >= mb || j >= nb) continue;
+            float s = _mm512_reduce_add_ps(acc[i][j]);
+            if (bias) s += bias[j];
+            float *o = out + (size_t)i * ldo + j;
+            *o = accumulate ? *o + s : s;
+        }
+}
+
+/* Full tiles get compile-time row counts (one body per mb), so the accumulators stay in
+ * registers; the last, partial tile of weight rows takes the generic body. */
+__attribute__((target("avx512f"))) static void nt_range(float *out, const float *in, const float *w, const float *bias,
+                                                        int M, int N, int K, int n0, int n1, int accumulate) {
+    for (int n = n0; n < n1; n += NB) {
+        const int nb = n1 - n < NB ? n1 - n : NB;
+        for (int m = 0; m < M; m += MB) {
+            const int mb = M - m < MB ? M - m : MB;
+            float *o = out + (size_t)m * N + n;
+            const float *x = in + (size_t)m * K, *wn = w + (size_t)n * K, *bn = bias ? bias + n : NULL;
+            const int pf = m == 0 && n + 2 * NB <= n1; /* first pass over these rows reads memory */
+            if (nb < NB) nt_tile(o, N, x, K, wn, mb, nb, bn, accumulate, 0);
+            else if (mb == 4) nt_tile(o, N, x, K, wn, 4, NB, bn, accumulate, pf);
+            else if (mb == 3) nt_tile(o, N, x, K, wn, 3, NB, bn, accumulate, pf);
+            else if (mb == 2) nt_tile(o, N, x, K, wn, 2, NB, bn, accumulate, pf);
+            else nt_tile(o, N, x, K, wn, 1, NB, bn, accumulate, pf);
+        }
+    }
+}
+
+void cpu_skinny_nt(float *out, const float *in, const float *w, const float *bias, int M, int N, int K,
+                   int accumulate) {
+    const int nt = threads_for((size_t)N * K);
+    const int per = chunk(N, nt, NB);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+    for (int n0 = 0; n0 < N; n0 += per) nt_range(out, in, w, bias, M, N, K, n0, n0 + per < N ? n0 + per : N, accumulate);
+}
+
+/* ---- nn: MB rows x (NC x 16) columns per tile, one pass over the K rows of w -------------- */
+
+__attribute__((always_inline, target("avx512f"))) static inline void nn_tile(float *out, int ldo, const float *x,
+                                                                          int K, const float *w, int ldw, int mb,
+                                                                          int ncols, const float *bias,
+                                                                          int accumulate) {
+    __m512 acc[MB][NC];
+    __mmask16 msk[NC];
+#pragma GCC unroll 4
+    for (int c = 0; c < NC; c++) msk[c] = tail_mask(ncols - 16 * c > 0 ? ncols - 16 * c : 0);
+#pragma GCC unroll 4
+    for (int i = 0; i < MB; i++)
+#pragma GCC unroll 4
+        for (int c = 0; c < NC; c++) acc[i][c] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        const float *wk = w + (size_t)k * ldw;
+        if (k + PF < K)
+#pragma GCC unroll 4
+            for (int c = 0; c < NC; c++) _mm_prefetch((const char *)(wk + (size_t)PF * ldw + 16 * c), _MM_HINT_T0);
+        __m512 wv[NC];
+#pragma GCC unroll 4
+        for (int c = 0; c < NC; c++) wv[c] = _mm512_maskz_loadu_ps(msk[c], wk + 16 * c);
+#pragma GCC unroll 4
+        for (int i = 0; i < MB; i++) {
+            if (i >= mb) break;
+            const __m512 xb = _mm512_set1_ps(x[(size_t)i * K + k]);
+#pragma GCC unroll 4
+            for (int c = 0; c < NC; c++) acc[i][c] = _mm512_fmadd_ps(xb, wv[c], acc[i][c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < MB; i++)
+#pragma GCC unroll 4
+        for (int c = 0; c < NC; c++) {
+            if (i >= mb || !msk[c]) continue;
+            float *o = out + (size_t)i * ldo + 16 * c;
+            __m512 v = acc[i][c];
+            if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(msk[c], bias + 16 * c));
+            if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(msk[c], o));
+            _mm512_mask_storeu_ps(o, msk[c], v);
+        }
+}
+
+__attribute__((target("avx512f"))) static void nn_range(float *out, const float *in, const float *w, const float *bias,
+                                                        int M, int N, int K, int n0, int n1, int accumulate) {
+    for (int n = n0; n < n1; n += 16 * NC) {
+        const int ncols = n1 - n < 16 * NC ? n1 - n : 16 * NC;
+        for (int m = 0; m < M; m += MB) {
+            const int mb = M - m < MB ? M - m : MB;
+            float *o = out + (size_t)m * N + n;
+            const float *x = in + (size_t)m * K, *wn = w + n, *bn = bias ? bias + n : NULL;
+            if (ncols < 16 * NC) nn_tile(o, N, x, K, wn, N, mb, ncols, bn, accumulate);
+            else if (mb == 4) nn_tile(o, N, x, K, wn, N, 4, 16 * NC, bn, accumulate);
+            else if (mb == 3) nn_tile(o, N, x, K, wn, N, 3, 16 * NC, bn, accumulate);
+            else if (mb == 2) nn_tile(o, N, x, K, wn, N, 2, 16 * NC, bn, accumulate);
+            else nn_tile(o, N, x, K, wn, N, 1, 16 * NC, bn, accumulate);
+        }
+    }
+}
+
+
+/* ---- nn, row-streaming: out rows as accumulators in L1/L2, w read row by row --------------- */
+
+/* For one to a few rows, reading w row after row (sequential streams) beats the register
+ * tiles, which walk it in 64-column panels with a stride of N floats; past a few rows the
+ * extra loads and stores of the output rows cost more than the panel walk. */
+enum { KB = 4, NN_ROWS_MAX_M = 4 }; /* KB: rows of w per pass over the output rows */
+
+/* One pass of KB rows of w over the output rows, mb (1..NN_ROWS_MAX_M) a compile-time
+ * constant so that the broadcast activations stay in registers across the columns. */
+__attribute__((always_inline, target("avx512f"))) static inline void nn_rows_pass(float *out, const float *in,
+                                                                               const float *w, int M, int N, int K,
+                                                                               int k, int kb, int n0, int n1) {
+    __m512 xb[NN_ROWS_MAX_M][KB];
+#pragma GCC unroll 4
+    for (int m = 0; m < NN_ROWS_MAX_M; m++)
+#pragma GCC unroll 4
+        for (int j = 0; j < KB; j++)
+            xb[m][j] = m < M && j < kb ? _mm512_set1_ps(in[(size_t)m * K + k + j]) : _mm512_setzero_ps();
+    const float *wk = w + (size_t)k * N;
+    for (int n = n0; n < n1; n += 16) {
+        const __mmask16 msk = tail_mask(n1 - n);
+        __m512 wv[KB];
+#pragma GCC unroll 4
+        for (int j = 0; j < KB; j++)
+            wv[j] = j < kb ? _mm512_maskz_loadu_ps(msk, wk + (size_t)j * N + n) : _mm512_setzero_ps();
+#pragma GCC unroll 4
+        for (int m = 0; m < NN_ROWS_MAX_M; m++) {
+            if (m >= M) break;
+            float *o = out + (size_t)m * N + n;
+            __m512 v = _mm512_maskz_loadu_ps(msk, o);
+#pragma GCC unroll 4
+            for (int j = 0; j < KB; j++)
+                if (j < kb) v = _mm512_fmadd_ps(xb[m][j], wv[j], v);
+            _mm512_mask_storeu_ps(o, msk, v);
+        }
+    }
+}
+
+__attribute__((target("avx512f"))) static void nn_rows_range(float *out, const float *in, const float *w,
+                                                             const float *bias, int M, int N, int K, int n0, int n1,
+                                                             int accumulate) {
+    /* out = (accumulate ? out : 0) + bias, then += x[m,k] w[k,:] for k in order */
+    for (int m = 0; m < M; m++) {
+        float *o = out + (size_t)m * N;
+        for (int n = n0; n < n1; n += 16) {
+            const __mmask16 msk = tail_mask(n1 - n);
+            __m512 v = accumulate ? _mm512_maskz_loadu_ps(msk, o + n) : _mm512_setzero_ps();
+            if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(msk, bias + n));
+            _mm512_mask_storeu_ps(o + n, msk, v);
+        }
+    }
+    for (int k = 0; k < K; k += KB) {
+        const int kb = K - k < KB ? K - k : KB;
+        if (kb < KB) nn_rows_pass(out, in, w, M, N, K, k, kb, n0, n1);
+        else if (M == 1) nn_rows_pass(out, in, w, 1, N, K, k, KB, n0, n1);
+        else if (M == 2) nn_rows_pass(out, in, w, 2, N, K, k, KB, n0, n1);
+        else if (M == 3) nn_rows_pass(out, in, w, 3, N, K, k, KB, n0, n1);
+        else nn_rows_pass(out, in, w, 4, N, K, k, KB, n0, n1);
+    }
+}
+
+void cpu_skinny_nn(float *out, const float *in, const float *w, const float *bias, int M, int N, int K,
+                   int accumulate) {
+    const int nt = threads_for((size_t)N * K);
+    const int per = chunk(N, nt, 16 * NC);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+    for (int n0 = 0; n0 < N; n0 += per) {
+        const int n1 = n0 + per < N ? n0 + per : N;
+        if (M <= NN_ROWS_MAX_M) nn_rows_range(out, in, w, bias, M, N, K, n0, n1, accumulate);
+        else nn_range(out, in, w, bias, M, N, K, n0, n1, accumulate);
+    }
+}
