@@ -168,3 +168,16 @@ def test_nlpconnect_generate_matches_transformers(nlpconnect, kw):
         assert_close("nlpconnect sequences_scores", out.sequences_scores, ref.sequences_scores.numpy(), SCORE_ATOL)
     for i in (0, 3):  # batch 1 gives each image's batch-4 caption
         np.testing.assert_array_equal(st.generate(px[i:i + 1], max_new_tokens=6, **kw)[0], out.sequences[i])
+
+
+def test_concurrent_generate_calls_agree(tiny):
+    """generate() releases the GIL for the whole decode: threads captioning at once must get what
+    they get one at a time (each call has its own session: caches, arenas)."""
+    from concurrent.futures import ThreadPoolExecutor
+    _, vm = tiny
+    jobs = [(pixels(2, 32, seed=s), dict(num_beams=1 + s % 3, max_new_tokens=7)) for s in range(6)]
+    alone = [vm.generate(px, **kw) for px, kw in jobs]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(lambda job: vm.generate(job[0], **job[1]), jobs))
+    for a, b in zip(alone, together):
+        np.testing.assert_array_equal(a, b)

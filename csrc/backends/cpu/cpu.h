@@ -42,7 +42,7 @@ void cpu_patch_fold(float *x, const float *patches, int B, int C, int H, int W, 
 
 /* Autoregressive decoders (gemm_skinny.c, linear_io.c, attention_kv.c, token_embed.c). */
 #define VC_SKINNY_NT_MAX_M 64 /* rows up to which the skinny GEMMs beat BLAS (decode steps) */
-#define VC_SKINNY_NN_MAX_M 16
+#define VC_SKINNY_NN_MAX_M 64
 int vc_skinny_nt_ok(int M, int N, int K);
 int vc_skinny_nn_ok(int M, int N, int K);
 void cpu_skinny_nt(float *out, const float *in, const float *w, const float *bias, int M, int N, int K,

@@ -24,13 +24,15 @@
 enum {
     MB = 4,  /* activation rows per register tile */
     NB = 4,  /* nt: weight rows per tile (MB x NB dot products in flight) */
+    MN = 6,  /* nn: activation rows per register tile (6 x 4 accumulators) */
     NC = 4,  /* nn: 16-float column vectors per tile (64 columns) */
+    KBLK = 128, /* nn: rows of w per tile pass: a 128 x 64 panel (32 KB) stays in L1 */
     PF = 8,  /* nn: rows of w prefetched ahead: the tile walks w with a stride of N floats */
 };
 
-/* Row counts up to which these kernels beat OpenBLAS on a weight matrix streamed from memory
- * (measured on GPT-2 shapes, 768 x 3072 and 50257 x 768): the nt kernel keeps its lead far
- * longer because OpenBLAS packs the whole [N, K] operand per call. */
+/* Row counts up to which these kernels beat OpenBLAS on weights streamed from memory (GPT-2
+ * shapes 768 x 3072, 3072 x 768, 50257 x 768, one thread: 1.4-2x at 5..64 rows, 2-4x below):
+ * OpenBLAS repacks the whole weight operand on every call, which a decode step cannot amortise. */
 int vc_skinny_nt_ok(int M, int N, int K) {
     return M >= 1 && M <= VC_SKINNY_NT_MAX_M && N >= 1 && K >= 1 && vc_cpu()->avx512f;
 }
@@ -129,66 +131,78 @@ void cpu_skinny_nt(float *out, const float *in, const float *w, const float *bia
     for (int n0 = 0; n0 < N; n0 += per) nt_range(out, in, w, bias, M, N, K, n0, n0 + per < N ? n0 + per : N, accumulate);
 }
 
-/* ---- nn: MB rows x (NC x 16) columns per tile, one pass over the K rows of w -------------- */
+/* ---- nn: MN rows x (NC x 16) columns per register tile, K in blocks of KBLK rows ------------ */
 
+/* A tile of MN x 64 outputs over rows k0..k1 of w. first: start from bias (+ out when
+ * accumulating), else continue the partial sums in out. The KBLK x 64 panel of w a tile walks
+ * stays in L1 for the tile row-blocks that follow, so w comes from memory once. */
 __attribute__((always_inline, target("avx512f"))) static inline void nn_tile(float *out, int ldo, const float *x,
-                                                                          int K, const float *w, int ldw, int mb,
-                                                                          int ncols, const float *bias,
+                                                                          int ldx, const float *w, int ldw, int k0,
+                                                                          int k1, int mb, int ncols,
+                                                                          const float *bias, int first,
                                                                           int accumulate) {
-    __m512 acc[MB][NC];
+    __m512 acc[MN][NC];
     __mmask16 msk[NC];
 #pragma GCC unroll 4
     for (int c = 0; c < NC; c++) msk[c] = tail_mask(ncols - 16 * c > 0 ? ncols - 16 * c : 0);
+#pragma GCC unroll 6
+    for (int i = 0; i < MN; i++)
 #pragma GCC unroll 4
-    for (int i = 0; i < MB; i++)
-#pragma GCC unroll 4
-        for (int c = 0; c < NC; c++) acc[i][c] = _mm512_setzero_ps();
-    for (int k = 0; k < K; k++) {
+        for (int c = 0; c < NC; c++) {
+            const float *o = out + (size_t)i * ldo + 16 * c;
+            __m512 v = _mm512_setzero_ps();
+            if (i < mb && (!first || accumulate)) v = _mm512_maskz_loadu_ps(msk[c], o);
+            if (i < mb && first && bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(msk[c], bias + 16 * c));
+            acc[i][c] = v;
+        }
+    for (int k = k0; k < k1; k++) {
         const float *wk = w + (size_t)k * ldw;
-        if (k + PF < K)
+        if (k + PF < k1)
 #pragma GCC unroll 4
             for (int c = 0; c < NC; c++) _mm_prefetch((const char *)(wk + (size_t)PF * ldw + 16 * c), _MM_HINT_T0);
         __m512 wv[NC];
 #pragma GCC unroll 4
         for (int c = 0; c < NC; c++) wv[c] = _mm512_maskz_loadu_ps(msk[c], wk + 16 * c);
-#pragma GCC unroll 4
-        for (int i = 0; i < MB; i++) {
+#pragma GCC unroll 6
+        for (int i = 0; i < MN; i++) {
             if (i >= mb) break;
-            const __m512 xb = _mm512_set1_ps(x[(size_t)i * K + k]);
+            const __m512 xb = _mm512_set1_ps(x[(size_t)i * ldx + k]);
 #pragma GCC unroll 4
             for (int c = 0; c < NC; c++) acc[i][c] = _mm512_fmadd_ps(xb, wv[c], acc[i][c]);
         }
     }
+#pragma GCC unroll 6
+    for (int i = 0; i < MN; i++)
 #pragma GCC unroll 4
-    for (int i = 0; i < MB; i++)
-#pragma GCC unroll 4
-        for (int c = 0; c < NC; c++) {
-            if (i >= mb || !msk[c]) continue;
-            float *o = out + (size_t)i * ldo + 16 * c;
-            __m512 v = acc[i][c];
-            if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(msk[c], bias + 16 * c));
-            if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(msk[c], o));
-            _mm512_mask_storeu_ps(o, msk[c], v);
-        }
+        for (int c = 0; c < NC; c++)
+            if (i < mb && msk[c]) _mm512_mask_storeu_ps(out + (size_t)i * ldo + 16 * c, msk[c], acc[i][c]);
 }
 
+/* k-blocks outermost: a block's rows are read across the item's whole column range (a few
+ * hundred contiguous bytes per row) before the next block, which the hardware prefetchers
+ * follow far better than one 64-column panel at a time down all K rows. */
 __attribute__((target("avx512f"))) static void nn_range(float *out, const float *in, const float *w, const float *bias,
                                                         int M, int N, int K, int n0, int n1, int accumulate) {
-    for (int n = n0; n < n1; n += 16 * NC) {
-        const int ncols = n1 - n < 16 * NC ? n1 - n : 16 * NC;
-        for (int m = 0; m < M; m += MB) {
-            const int mb = M - m < MB ? M - m : MB;
-            float *o = out + (size_t)m * N + n;
-            const float *x = in + (size_t)m * K, *wn = w + n, *bn = bias ? bias + n : NULL;
-            if (ncols < 16 * NC) nn_tile(o, N, x, K, wn, N, mb, ncols, bn, accumulate);
-            else if (mb == 4) nn_tile(o, N, x, K, wn, N, 4, 16 * NC, bn, accumulate);
-            else if (mb == 3) nn_tile(o, N, x, K, wn, N, 3, 16 * NC, bn, accumulate);
-            else if (mb == 2) nn_tile(o, N, x, K, wn, N, 2, 16 * NC, bn, accumulate);
-            else nn_tile(o, N, x, K, wn, N, 1, 16 * NC, bn, accumulate);
+    for (int k0 = 0; k0 < K; k0 += KBLK) {
+        const int k1 = K - k0 < KBLK ? K : k0 + KBLK, first = k0 == 0;
+        for (int n = n0; n < n1; n += 16 * NC) {
+            const int ncols = n1 - n < 16 * NC ? n1 - n : 16 * NC;
+            const float *wn = w + n, *bn = bias ? bias + n : NULL;
+            for (int m = 0; m < M; m += MN) {
+                const int mb = M - m < MN ? M - m : MN;
+                float *o = out + (size_t)m * N + n;
+                const float *x = in + (size_t)m * K;
+                if (ncols < 16 * NC) nn_tile(o, N, x, K, wn, N, k0, k1, mb, ncols, bn, first, accumulate);
+                else if (mb == 6) nn_tile(o, N, x, K, wn, N, k0, k1, 6, 16 * NC, bn, first, accumulate);
+                else if (mb == 5) nn_tile(o, N, x, K, wn, N, k0, k1, 5, 16 * NC, bn, first, accumulate);
+                else if (mb == 4) nn_tile(o, N, x, K, wn, N, k0, k1, 4, 16 * NC, bn, first, accumulate);
+                else if (mb == 3) nn_tile(o, N, x, K, wn, N, k0, k1, 3, 16 * NC, bn, first, accumulate);
+                else if (mb == 2) nn_tile(o, N, x, K, wn, N, k0, k1, 2, 16 * NC, bn, first, accumulate);
+                else nn_tile(o, N, x, K, wn, N, k0, k1, 1, 16 * NC, bn, first, accumulate);
+            }
         }
     }
 }
-
 
 /* ---- nn, row-streaming: out rows as accumulators in L1/L2, w read row by row --------------- */
 

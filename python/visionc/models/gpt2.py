@@ -153,14 +153,19 @@ class GPT2LMHeadModel(PreTrainedModel):
 
     def generate(self, input_ids=None, generation_config: GenerationConfig | None = None, *,
                  encoder_hidden_states=None, seed=None, **kwargs):
-        """transformers' generate() on prompts input_ids (N, P) of equal length (or, with a
-        cross-attention decoder, one start token per row of encoder_hidden_states)."""
+        """transformers' generate() on prompts input_ids (N, P) of equal length (None: one start
+        token per row of encoder_hidden_states, or batch_size rows)."""
         enc = self._encoder_states(encoder_hidden_states)
         cfg = generation_config if generation_config is not None else self.generation_config
-        n = enc.shape[0] if enc is not None else (np.asarray(input_ids).reshape(-1, np.shape(input_ids)[-1]).shape[0]
-                                                  if input_ids is not None else 1)
-        rows, length = generation_hints(cfg, kwargs, n, np.shape(input_ids)[-1] if input_ids is not None else 1)
-        return _generate(self.session(enc, rows, length), input_ids, cfg, seed=seed, batch_size=n,
+        prompt = None if input_ids is None else np.atleast_2d(np.asarray(input_ids))
+        if enc is not None:
+            n = enc.shape[0]
+        elif prompt is not None:
+            n = prompt.shape[0]
+        else:
+            n = int(kwargs.pop("batch_size", 1))
+        rows, length = generation_hints(cfg, kwargs, n, prompt.shape[1] if prompt is not None else 1)
+        return _generate(self.session(enc, rows, length), prompt, cfg, seed=seed, batch_size=n,
                          max_position_embeddings=self.config.n_positions, **kwargs)
 
 
