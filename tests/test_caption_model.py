@@ -7,9 +7,12 @@ sequences_scores; sampling reproducible per image; bad arguments rejected.
 Tolerances: logits atol 1e-4 + rtol 1e-5 (the issue's bar; observed ~1e-6 on the tiny models
 and ~2e-5 on the nlpconnect-sized one). sequences_scores atol 1e-4 (observed ~1e-6).
 Token ids: exact."""
+import json
+
 import numpy as np
 import pytest
 import torch
+import transformers
 
 import visionc
 from caption_helpers import (NLPCONNECT_DEC, NLPCONNECT_ENC, GPT2_EOS, captioner, pixels, save_safetensors,
@@ -80,20 +83,31 @@ def test_tiny_generate_matches_transformers(tiny, case):
     assert (out.sequences == 3).any(), "the test head should make EOS appear (finished rows exercised)"
 
 
-def test_default_length_follows_the_config(tiny, tmp_path):
-    """No length argument: transformers' default (20 new tokens) unless config.json sets max_length
-    (nlpconnect's decoder section does: max_length 20 in total)."""
-    tm, vm = tiny
-    px = pixels(2, 32, seed=9)
-    ref = torch_generate(tm, px).sequences.numpy()
-    np.testing.assert_array_equal(vm.generate(px), ref)
-    cfg = tm.config.to_dict()
-    cfg["decoder"]["max_length"] = 6
+@pytest.mark.parametrize("generation_json", [True, False], ids=["generation_config.json", "config.json-only"])
+def test_default_generation_settings_follow_the_files(tmp_path, generation_json):
+    """No generation argument: the settings transformers reads, generation_config.json first, else
+    config.json (nlpconnect has no generation_config.json; its decoder section says max_length 20
+    in total, greedy). Here config.json's decoder section says max_length 6 and
+    generation_config.json asks for 3 beams and 9 tokens in total."""
+    tm = tiny_captioner(eos_pull=0.0)
     path = save_safetensors(tm, tmp_path)
-    import json
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["decoder"]["max_length"] = 6
     (path / "config.json").write_text(json.dumps(cfg))
-    vm6 = visionc.VisionEncoderDecoderModel.from_pretrained(path)
-    assert vm6.generate(px, eos_token_id=None).shape == (2, 6)
+    gen_file = path / "generation_config.json"
+    if generation_json:
+        gen = json.loads(gen_file.read_text())
+        gen.update(num_beams=3, max_length=9)
+        gen_file.write_text(json.dumps(gen))
+    else:
+        gen_file.unlink()
+    ref_model = transformers.VisionEncoderDecoderModel.from_pretrained(path).eval()
+    px = pixels(2, 32, seed=9)
+    with torch.no_grad():
+        ref = ref_model.generate(pixel_values=torch.from_numpy(px)).numpy()
+    got = visionc.VisionEncoderDecoderModel.from_pretrained(path).generate(px)
+    assert ref.shape == ((2, 9) if generation_json else (2, 6))
+    np.testing.assert_array_equal(got, ref)
 
 
 def test_sampling_is_reproducible_per_image(tiny):

@@ -140,6 +140,9 @@ vc_status vc_gpt2_run(vc_gpt2_session *s, const int32_t *tokens, int T, const in
     const float eps = c->layer_norm_epsilon;
     const size_t M = (size_t)n_rows * T;
 
+    /* kernels index rows with int: keep every [M, width] product well inside it */
+    if (M > (size_t)1 << 22)
+        return vc_fail(VC_ERR_ARG, "%d rows of %d tokens are too many for one decoder call", n_rows, T);
     for (size_t i = 0; i < M; i++)
         if (tokens[i] < 0 || tokens[i] >= V)
             return vc_fail(VC_ERR_ARG, "token id %d at row %zu is outside the vocabulary [0, %d)", (int)tokens[i],

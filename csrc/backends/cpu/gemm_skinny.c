@@ -4,7 +4,8 @@
  * A decode step multiplies one or a few rows by every weight of the model, so its time is
  * the time to stream the weights from memory once. OpenBLAS's blocked sgemm packs both
  * operands and runs M=1 tiles at well under that rate; these kernels read each weight once,
- * straight from its stored layout, with the rows' partial sums held in registers:
+ * straight from its stored layout, with the rows' partial sums in registers (or, for 1-4 rows
+ * of the nn kernel, in L1 while w streams past row by row):
  *
  *   nt: out[M,N] = in[M,K] . w[N,K]^T   (nn.Linear weights, the tied LM head)
  *   nn: out[M,N] = in[M,K] . w[K,N]     (GPT-2 Conv1D weights, stored [in, out])
@@ -22,7 +23,7 @@
 #include "vc.h"
 
 enum {
-    MB = 4,  /* activation rows per register tile */
+    MB = 4,  /* nt: activation rows per register tile */
     NB = 4,  /* nt: weight rows per tile (MB x NB dot products in flight) */
     MN = 6,  /* nn: activation rows per register tile (6 x 4 accumulators) */
     NC = 4,  /* nn: 16-float column vectors per tile (64 columns) */

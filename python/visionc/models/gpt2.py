@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 
@@ -118,6 +119,12 @@ class GPT2LMHeadModel(PreTrainedModel):
         self.generation_config = GenerationConfig.from_model_config(config.to_dict())
 
     @classmethod
+    def from_pretrained(cls, name_or_path, **kwargs):
+        model = super().from_pretrained(name_or_path, **kwargs)
+        model.generation_config = generation_config_for(model.local_dir, model.config.to_dict())
+        return model
+
+    @classmethod
     def _prepare(cls, state, raw, source):
         if raw is None:
             raise FileNotFoundError(f"{source}: no config.json beside it (needed for GPT-2 checkpoints)")
@@ -182,3 +189,11 @@ def generation_hints(cfg: GenerationConfig, kwargs: dict, n_inputs: int, prompt_
     except (TypeError, ValueError):  # generate() reports bad values with a proper message
         return n_inputs, prompt_len + 20
     return max(1, n_inputs * beams), max(prompt_len + 1, length)
+
+
+def generation_config_for(directory, model_config: dict) -> GenerationConfig:
+    """What transformers' from_pretrained uses: generation_config.json when the checkpoint has
+    one, else the generation fields of config.json (decoder section included)."""
+    if directory is not None and (Path(directory) / "generation_config.json").is_file():
+        return GenerationConfig.from_pretrained(Path(directory) / "generation_config.json")
+    return GenerationConfig.from_model_config(model_config)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..generation import GenerationConfig, generate as _generate
 from .base import PreTrainedModel
-from .gpt2 import GPT2Config, GPT2LMHeadModel, decoder_state, generation_hints
+from .gpt2 import GPT2Config, GPT2LMHeadModel, decoder_state, generation_config_for, generation_hints
 from .outputs import ModelOutput
 from .vit import ViTConfig, ViTModel, _strip_prefix
 
@@ -90,9 +90,23 @@ class VisionEncoderDecoderModel(PreTrainedModel):
         self.decoder = GPT2LMHeadModel(config.decoder, encoder_hidden_size=config.encoder.hidden_size,
                                        has_enc_proj=config.has_enc_proj)
         self.generation_config = GenerationConfig.from_model_config(config.raw)
+        self._fill_special_tokens()
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, **kwargs):
+        """From a directory or hub id (config.json, model.safetensors or pytorch_model.bin, and
+        generation_config.json when there is one), or a bare weights file beside a config.json."""
+        model = super().from_pretrained(name_or_path, **kwargs)
+        model.generation_config = generation_config_for(model.local_dir, model.config.raw)
+        model._fill_special_tokens()
+        return model
+
+    def _fill_special_tokens(self):
+        """Token ids the generation config leaves unset come from config.json (top level, then
+        the decoder section), as the captioner's config declares them."""
         for k in ("decoder_start_token_id", "bos_token_id", "eos_token_id", "pad_token_id"):
-            if getattr(self.generation_config, k) is None and getattr(config, k) is not None:
-                setattr(self.generation_config, k, getattr(config, k))
+            if getattr(self.generation_config, k, None) is None and getattr(self.config, k) is not None:
+                setattr(self.generation_config, k, getattr(self.config, k))
 
     @classmethod
     def _prepare(cls, state, raw, source):
