@@ -152,28 +152,33 @@ def test_bad_generate_arguments(tiny):
 @pytest.fixture(scope="module")
 def nlpconnect(tmp_path_factory):
     """ViT-B/16-224 + GPT-2 small with cross-attention (n_positions 1024, vocab 50257), loaded by
-    visionc from save_pretrained's safetensors and from a hub-style pytorch_model.bin."""
+    visionc from save_pretrained's safetensors, from torch.save(model.state_dict()) (transformers
+    5's in-memory names) and from a hub-style pytorch_model.bin (saved names, mask buffers)."""
     torch.set_num_threads(2)
     tm = captioner(NLPCONNECT_ENC, NLPCONNECT_DEC, start=GPT2_EOS, eos=GPT2_EOS, pad=GPT2_EOS)
-    st = visionc.VisionEncoderDecoderModel.from_pretrained(save_safetensors(tm, tmp_path_factory.mktemp("nlp_st")))
-    binm = visionc.VisionEncoderDecoderModel.from_pretrained(save_torch_bin(tm, tmp_path_factory.mktemp("nlp_bin"),
-                                                                            "hub"))
-    return tm, st, binm
+    load = visionc.VisionEncoderDecoderModel.from_pretrained
+    models = {"safetensors": load(save_safetensors(tm, tmp_path_factory.mktemp("nlp_st")))}
+    for style in ("memory", "hub"):
+        models[f"bin-{style}"] = load(save_torch_bin(tm, tmp_path_factory.mktemp(f"nlp_{style}"), style))
+    return tm, models
 
 
 def test_nlpconnect_logits_match_transformers(nlpconnect):
-    tm, st, binm = nlpconnect
-    assert st.config.decoder.n_positions == 1024 and st.config.decoder.vocab_size == 50257
+    tm, models = nlpconnect
+    cfg = models["safetensors"].config
+    assert cfg.decoder.n_positions == 1024 and cfg.decoder.vocab_size == 50257 and cfg.decoder.n_layer == 12
+    assert cfg.encoder.hidden_size == 768 and cfg.encoder.image_size == 224 and not cfg.has_enc_proj
     px, ids = pixels(2, 224), np.array([[GPT2_EOS, 64, 3290, 318, 257], [GPT2_EOS, 1110, 13, 257, 2415]])
     ref = torch_logits(tm, px, ids)
-    assert_close("nlpconnect logits (safetensors)", st(px, ids).logits, ref, ATOL, RTOL)
-    assert_close("nlpconnect logits (hub .bin)", binm(px, ids).logits, ref, ATOL, RTOL)
+    for layout, vm in models.items():
+        assert_close(f"nlpconnect logits ({layout})", vm(px, ids).logits, ref, ATOL, RTOL)
 
 
 @pytest.mark.parametrize("kw", [{}, dict(num_beams=3, length_penalty=1.5, no_repeat_ngram_size=2)],
                          ids=["greedy", "beam3"])
 def test_nlpconnect_generate_matches_transformers(nlpconnect, kw):
-    tm, st, _ = nlpconnect
+    tm, models = nlpconnect
+    st = models["safetensors"]
     px = pixels(4, 224, seed=3)
     ref = torch_generate(tm, px, max_new_tokens=6, **kw)
     out = st.generate(px, max_new_tokens=6, return_dict_in_generate=True, output_scores=True, **kw)

@@ -25,9 +25,9 @@
 enum {
     MB = 4,  /* nt: activation rows per register tile */
     NB = 4,  /* nt: weight rows per tile (MB x NB dot products in flight) */
-    MN = 6,  /* nn: activation rows per register tile (6 x 4 accumulators) */
-    NC = 4,  /* nn: 16-float column vectors per tile (64 columns) */
-    KBLK = 128, /* nn: rows of w per tile pass: a 128 x 64 panel (32 KB) stays in L1 */
+    NN_MAX_ROWS = 6, NN_MAX_VECS = 6, /* nn register tiles: at most 6 rows x 6 16-float vectors */
+    NN_WIDE_MAX_M = 8, /* nn: up to this many rows, 4 x 96 tiles; beyond, 6 x 64 */
+    KBLK = 128, /* nn: rows of w per tile pass: a 128-row panel (32-48 KB) stays in L1 */
     PF = 8,  /* nn: rows of w prefetched ahead: the tile walks w with a stride of N floats */
 };
 
@@ -132,24 +132,25 @@ void cpu_skinny_nt(float *out, const float *in, const float *w, const float *bia
     for (int n0 = 0; n0 < N; n0 += per) nt_range(out, in, w, bias, M, N, K, n0, n0 + per < N ? n0 + per : N, accumulate);
 }
 
-/* ---- nn: MN rows x (NC x 16) columns per register tile, K in blocks of KBLK rows ------------ */
+/* ---- nn: register tiles of mn rows x (nc x 16) columns, K in blocks of KBLK rows ------------ */
 
-/* A tile of MN x 64 outputs over rows k0..k1 of w. first: start from bias (+ out when
- * accumulating), else continue the partial sums in out. The KBLK x 64 panel of w a tile walks
- * stays in L1 for the tile row-blocks that follow, so w comes from memory once. */
+/* A tile of mn x 16nc outputs over rows k0..k1 of w. first: start from bias (+ out when
+ * accumulating), else continue the partial sums in out. The KBLK-row panel of w a tile walks
+ * stays in L1 for the row blocks that follow, so w comes from memory once. mn, nc and (for
+ * whole tiles) mb are compile-time constants, so the accumulators stay in registers. */
 __attribute__((always_inline, target("avx512f"))) static inline void nn_tile(float *out, int ldo, const float *x,
                                                                           int ldx, const float *w, int ldw, int k0,
                                                                           int k1, int mb, int ncols,
-                                                                          const float *bias, int first,
-                                                                          int accumulate) {
-    __m512 acc[MN][NC];
-    __mmask16 msk[NC];
-#pragma GCC unroll 4
-    for (int c = 0; c < NC; c++) msk[c] = tail_mask(ncols - 16 * c > 0 ? ncols - 16 * c : 0);
-#pragma GCC unroll 6
-    for (int i = 0; i < MN; i++)
-#pragma GCC unroll 4
-        for (int c = 0; c < NC; c++) {
+                                                                          const float *bias, int first, int accumulate,
+                                                                          const int mn, const int nc) {
+    __m512 acc[NN_MAX_ROWS][NN_MAX_VECS];
+    __mmask16 msk[NN_MAX_VECS];
+#pragma GCC unroll 8
+    for (int c = 0; c < nc; c++) msk[c] = tail_mask(ncols - 16 * c > 0 ? ncols - 16 * c : 0);
+#pragma GCC unroll 8
+    for (int i = 0; i < mn; i++)
+#pragma GCC unroll 8
+        for (int c = 0; c < nc; c++) {
             const float *o = out + (size_t)i * ldo + 16 * c;
             __m512 v = _mm512_setzero_ps();
             if (i < mb && (!first || accumulate)) v = _mm512_maskz_loadu_ps(msk[c], o);
@@ -159,50 +160,68 @@ __attribute__((always_inline, target("avx512f"))) static inline void nn_tile(flo
     for (int k = k0; k < k1; k++) {
         const float *wk = w + (size_t)k * ldw;
         if (k + PF < k1)
-#pragma GCC unroll 4
-            for (int c = 0; c < NC; c++) _mm_prefetch((const char *)(wk + (size_t)PF * ldw + 16 * c), _MM_HINT_T0);
-        __m512 wv[NC];
-#pragma GCC unroll 4
-        for (int c = 0; c < NC; c++) wv[c] = _mm512_maskz_loadu_ps(msk[c], wk + 16 * c);
-#pragma GCC unroll 6
-        for (int i = 0; i < MN; i++) {
+#pragma GCC unroll 8
+            for (int c = 0; c < nc; c++) _mm_prefetch((const char *)(wk + (size_t)PF * ldw + 16 * c), _MM_HINT_T0);
+        __m512 wv[NN_MAX_VECS];
+#pragma GCC unroll 8
+        for (int c = 0; c < nc; c++) wv[c] = _mm512_maskz_loadu_ps(msk[c], wk + 16 * c);
+#pragma GCC unroll 8
+        for (int i = 0; i < mn; i++) {
             if (i >= mb) break;
             const __m512 xb = _mm512_set1_ps(x[(size_t)i * ldx + k]);
-#pragma GCC unroll 4
-            for (int c = 0; c < NC; c++) acc[i][c] = _mm512_fmadd_ps(xb, wv[c], acc[i][c]);
+#pragma GCC unroll 8
+            for (int c = 0; c < nc; c++) acc[i][c] = _mm512_fmadd_ps(xb, wv[c], acc[i][c]);
         }
     }
-#pragma GCC unroll 6
-    for (int i = 0; i < MN; i++)
-#pragma GCC unroll 4
-        for (int c = 0; c < NC; c++)
+#pragma GCC unroll 8
+    for (int i = 0; i < mn; i++)
+#pragma GCC unroll 8
+        for (int c = 0; c < nc; c++)
             if (i < mb && msk[c]) _mm512_mask_storeu_ps(out + (size_t)i * ldo + 16 * c, msk[c], acc[i][c]);
 }
 
 /* k-blocks outermost: a block's rows are read across the item's whole column range (a few
  * hundred contiguous bytes per row) before the next block, which the hardware prefetchers
- * follow far better than one 64-column panel at a time down all K rows. */
-__attribute__((target("avx512f"))) static void nn_range(float *out, const float *in, const float *w, const float *bias,
-                                                        int M, int N, int K, int n0, int n1, int accumulate) {
+ * follow better than one panel at a time down all K rows. */
+__attribute__((always_inline, target("avx512f"))) static inline void nn_range(float *out, const float *in,
+                                                                           const float *w, const float *bias, int M,
+                                                                           int N, int K, int n0, int n1,
+                                                                           int accumulate, const int mn,
+                                                                           const int nc) {
     for (int k0 = 0; k0 < K; k0 += KBLK) {
         const int k1 = K - k0 < KBLK ? K : k0 + KBLK, first = k0 == 0;
-        for (int n = n0; n < n1; n += 16 * NC) {
-            const int ncols = n1 - n < 16 * NC ? n1 - n : 16 * NC;
+        for (int n = n0; n < n1; n += 16 * nc) {
+            const int ncols = n1 - n < 16 * nc ? n1 - n : 16 * nc;
             const float *wn = w + n, *bn = bias ? bias + n : NULL;
-            for (int m = 0; m < M; m += MN) {
-                const int mb = M - m < MN ? M - m : MN;
+            for (int m = 0; m < M; m += mn) {
+                const int mb = M - m < mn ? M - m : mn;
                 float *o = out + (size_t)m * N + n;
                 const float *x = in + (size_t)m * K;
-                if (ncols < 16 * NC) nn_tile(o, N, x, K, wn, N, k0, k1, mb, ncols, bn, first, accumulate);
-                else if (mb == 6) nn_tile(o, N, x, K, wn, N, k0, k1, 6, 16 * NC, bn, first, accumulate);
-                else if (mb == 5) nn_tile(o, N, x, K, wn, N, k0, k1, 5, 16 * NC, bn, first, accumulate);
-                else if (mb == 4) nn_tile(o, N, x, K, wn, N, k0, k1, 4, 16 * NC, bn, first, accumulate);
-                else if (mb == 3) nn_tile(o, N, x, K, wn, N, k0, k1, 3, 16 * NC, bn, first, accumulate);
-                else if (mb == 2) nn_tile(o, N, x, K, wn, N, k0, k1, 2, 16 * NC, bn, first, accumulate);
-                else nn_tile(o, N, x, K, wn, N, k0, k1, 1, 16 * NC, bn, first, accumulate);
+#define NN_TILE(rows) nn_tile(o, N, x, K, wn, N, k0, k1, rows, 16 * nc, bn, first, accumulate, mn, nc)
+                if (ncols < 16 * nc) nn_tile(o, N, x, K, wn, N, k0, k1, mb, ncols, bn, first, accumulate, mn, nc);
+                else if (mb == mn) NN_TILE(mn);
+                else if (mb == 5) NN_TILE(5);
+                else if (mb == 4) NN_TILE(4);
+                else if (mb == 3) NN_TILE(3);
+                else if (mb == 2) NN_TILE(2);
+                else NN_TILE(1);
+#undef NN_TILE
             }
         }
     }
+}
+
+/* Two tile shapes: up to 8 rows, 4 x 96 (a wider panel: more contiguous bytes per row of w
+ * while memory is the limit); more rows, 6 x 64 (more FMAs per load of w once compute is). */
+__attribute__((target("avx512f"))) static void nn_range_4x6(float *out, const float *in, const float *w,
+                                                            const float *bias, int M, int N, int K, int n0, int n1,
+                                                            int accumulate) {
+    nn_range(out, in, w, bias, M, N, K, n0, n1, accumulate, 4, 6);
+}
+__attribute__((target("avx512f"))) static void nn_range_6x4(float *out, const float *in, const float *w,
+                                                            const float *bias, int M, int N, int K, int n0, int n1,
+                                                            int accumulate) {
+    nn_range(out, in, w, bias, M, N, K, n0, n1, accumulate, 6, 4);
 }
 
 /* ---- nn, row-streaming: out rows as accumulators in L1/L2, w read row by row --------------- */
@@ -269,11 +288,12 @@ __attribute__((target("avx512f"))) static void nn_rows_range(float *out, const f
 void cpu_skinny_nn(float *out, const float *in, const float *w, const float *bias, int M, int N, int K,
                    int accumulate) {
     const int nt = threads_for((size_t)N * K);
-    const int per = chunk(N, nt, 16 * NC);
+    const int per = chunk(N, nt, M <= NN_WIDE_MAX_M ? 96 : 64);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
     for (int n0 = 0; n0 < N; n0 += per) {
         const int n1 = n0 + per < N ? n0 + per : N;
         if (M <= NN_ROWS_MAX_M) nn_rows_range(out, in, w, bias, M, N, K, n0, n1, accumulate);
-        else nn_range(out, in, w, bias, M, N, K, n0, n1, accumulate);
+        else if (M <= NN_WIDE_MAX_M) nn_range_4x6(out, in, w, bias, M, N, K, n0, n1, accumulate);
+        else nn_range_6x4(out, in, w, bias, M, N, K, n0, n1, accumulate);
     }
 }
