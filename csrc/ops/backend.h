@@ -189,6 +189,22 @@ typedef struct vc_backend {
                         int accumulate);
     void (*linear_backward_bf16)(float *din, float *dw, float *db, const float *dout, const float *in,
                                  const float *w, int M, int N, int K);
+    /* ---- autoregressive decoders (GPT-2) ---- */
+    /* out[M,N] (+)= in[M,K] . w[K,N] + bias[N]: weights stored [in, out] (GPT-2's Conv1D), used
+     * in the checkpoint's layout. bias may be NULL. */
+    void (*linear_io)(float *out, const float *in, const float *w, const float *bias, int M, int N, int K,
+                      int accumulate);
+    /* Attention of n_rows rows of Tq queries, each row against its own keys/values: row r's
+     * query i at q[(r*Tq+i)*ldq + h*D], key t at k[r][t*ldkv + h*D] (t < Tk), value at v[r] alike;
+     * out[(r*Tq+i)*ld_out + h*D]. causal: query i sees keys t <= Tk - Tq + i. scores are scaled
+     * by `scale`. scratch: attention_kv_scratch(Tk) floats. */
+    void (*attention_kv)(float *out, int ld_out, const float *q, int ldq, const float *const *k,
+                         const float *const *v, int ldkv, int n_rows, int Tq, int Tk, int H, int D, float scale,
+                         int causal, float *scratch);
+    size_t (*attention_kv_scratch)(int Tk);
+    /* out[r*T+t, :C] = wte[ids[r*T+t]] + wpe[pos0+t] (ids and positions already checked). */
+    void (*token_embed)(float *out, const float *wte, const int32_t *ids, int n_rows, int T, int C,
+                        const float *wpe, int pos0);
 } vc_backend;
 
 const vc_backend *vc_backend_cpu(void);

@@ -14,6 +14,9 @@ from .models.convnext import ConvNextConfig, ConvNextForImageClassification, Con
 from .models.mobilevit import MobileViTConfig, MobileViTForImageClassification, MobileViTModel
 from .models.vit import ViTConfig, ViTForImageClassification, ViTModel
 from .pipelines import pipeline
+from .models.gpt2 import GPT2Config, GPT2LMHeadModel
+from .models.vision_encoder_decoder import VisionEncoderDecoderModel
+from .tokenization import AutoTokenizer, GPT2Tokenizer
 from .trainer import Trainer
 
 # Processors resolve hub ids through the same cache and download path as the models.
@@ -27,4 +30,5 @@ __all__ = ["hub", "nn", "ops", "optim", "AutoBackbone", "AutoImageProcessor", "A
            "AutoModelForImageClassification", "ConvNextConfig", "ConvNextForImageClassification", "ConvNextModel",
            "MobileViTConfig", "MobileViTForImageClassification", "MobileViTModel", "Trainer", "ViTConfig",
            "ViTForImageClassification", "ViTModel", "pipeline", "load_state_dict", "set_num_threads",
-           "get_num_threads", "cpu_features", "__version__"]
+           "get_num_threads", "cpu_features", "__version__", "GPT2Config", "GPT2LMHeadModel",
+           "VisionEncoderDecoderModel", "AutoTokenizer", "GPT2Tokenizer"]

@@ -1,4 +1,4 @@
-"""Command line: python -m visionc {classify,embed} IMAGE... | finetune DATA_DIR (see --help)."""
+"""Command line: python -m visionc {classify,embed,caption} IMAGE... | finetune DATA_DIR (see --help)."""
 from __future__ import annotations
 
 import argparse
@@ -53,6 +53,24 @@ def _embed(args) -> int:
     return 0
 
 
+def _caption(args) -> int:
+    import visionc
+    from .pipeline_image_to_text import DEFAULT_CAPTIONER
+    cap = visionc.pipeline("image-to-text", model=args.model or DEFAULT_CAPTIONER, batch_size=args.batch_size,
+                           num_threads=args.threads)
+    gen = dict(max_new_tokens=args.max_new_tokens, num_beams=args.beams)
+    if args.sample:
+        gen.update(do_sample=True, top_p=args.top_p, top_k=args.top_k, temperature=args.temperature, seed=args.seed)
+    results = cap(list(args.images), return_scores=True, **gen)
+    if args.json:
+        print(json.dumps([{"image": img, "captions": caps} for img, caps in zip(args.images, results)], indent=2))
+        return 0
+    for img, caps in zip(args.images, results):
+        for c in caps:
+            print(f"{img}\t{c['score']:.4f}\t{c['generated_text'].strip()}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m visionc", description="visionc: vision models on a C core")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +85,21 @@ def main(argv=None) -> int:
     p.add_argument("--pooling", choices=("cls", "mean", "pooler"), default="cls")
     p.add_argument("--normalize", action="store_true", help="L2-normalise each embedding")
     p.set_defaults(run=_embed)
+    p = sub.add_parser("caption", help="a caption for each image")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--model", default=None,
+                   help="hub id or local directory of an image captioner (default: nlpconnect/vit-gpt2-image-captioning)")
+    p.add_argument("--threads", type=int, default=None, help="threads (default: physical cores)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--beams", type=int, default=1, help="beam search width (default 1: greedy)")
+    p.add_argument("--max-new-tokens", type=int, default=16)
+    p.add_argument("--sample", action="store_true", help="sample instead of greedy / beam search")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: keep the top tokens of this mass")
+    p.add_argument("--top-k", type=int, default=50, help="sampling: keep the k likeliest tokens (0: all)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (the caption depends on it alone)")
+    p.add_argument("--json", action="store_true", help="print JSON (with scores)")
+    p.set_defaults(run=_caption)
     from .cli_finetune import add_parser as _add_finetune
     _add_finetune(sub)
     args = parser.parse_args(argv)

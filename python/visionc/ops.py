@@ -256,3 +256,24 @@ def add_into(acc, x):
 def scale(x, alpha):
     """alpha * x as a new array."""
     return _C.op_scale(x, alpha)
+# ---- autoregressive decoders (GPT-2) ----
+
+def linear_io(x, weight, bias=None, residual=None):
+    """x[M, K] . weight[K, N] + bias[N] (+ residual[M, N]): weights stored [in, out], as GPT-2's
+    Conv1D stores them."""
+    return _C.op_linear_io(x, weight, bias, residual)
+
+
+def attention_kv(q, k, v, mem_index, num_heads, scale=None, causal=False):
+    """Rows of queries q (R, Tq, C) against per-row memories: row r reads keys k[mem_index[r]]
+    and values v[mem_index[r]] (n_mem, Tk, C); v=None: k is (n_mem, Tk, 2C) holding keys | values.
+    causal: query i sees keys up to Tk - Tq + i. scale defaults to 1/sqrt(C / num_heads)."""
+    C = q.shape[-1]
+    if scale is None:
+        scale = (C // num_heads) ** -0.5 if num_heads > 0 and C % num_heads == 0 else 1.0
+    return _C.op_attention_kv(q, k, v, mem_index, num_heads, float(scale), bool(causal))
+
+
+def token_embed(wte, wpe, ids, pos0=0):
+    """wte[ids] + wpe[pos0 + t] for ids (R, T) -> (R, T, C)."""
+    return _C.op_token_embed(wte, wpe, ids, int(pos0))

@@ -15,7 +15,7 @@ from . import hub
 from .image_processing import AutoImageProcessor
 from .models.auto import AutoModel, AutoModelForImageClassification
 
-SUPPORTED_TASKS = ("image-classification", "image-feature-extraction")
+SUPPORTED_TASKS = ("image-classification", "image-feature-extraction", "image-to-text")
 
 
 def _batches(items: list, batch_size: int, progress, desc: str):
@@ -111,15 +111,20 @@ class ImageFeatureExtractionPipeline(Pipeline):
         return results[0] if single else results
 
 
-def pipeline(task: str, model=None, *, image_processor=None, batch_size: int = 8, num_threads: int | None = None,
-             progress=None, revision=None, cache_dir=None, token=None, local_files_only=None):
-    """Builds a pipeline for `task` from a model id or directory (or a loaded model)."""
+def pipeline(task: str, model=None, *, image_processor=None, tokenizer=None, batch_size: int = 8,
+             num_threads: int | None = None, progress=None, revision=None, cache_dir=None, token=None,
+             local_files_only=None):
+    """Builds a pipeline for `task` from a model id or directory (or a loaded model).
+    tokenizer: image-to-text only (default: the model directory's)."""
     if task not in SUPPORTED_TASKS:
         raise ValueError(f"unknown task {task!r}; supported: {', '.join(SUPPORTED_TASKS)}")
     if num_threads is not None:
         from ._native import _C
         _C.set_num_threads(int(num_threads))
     hub_kw = dict(revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only)
+    if task == "image-to-text":
+        from .pipeline_image_to_text import image_to_text_pipeline
+        return image_to_text_pipeline(model, image_processor, tokenizer, batch_size, progress, hub_kw)
     if model is None:
         model = hub.default_model_dir()
     if isinstance(model, (str, os.PathLike)):

@@ -73,6 +73,10 @@ static const vc_backend cpu_backend = {
     .gemm_bf16 = cpu_gemm_bf16,
     .linear_bf16 = cpu_linear_bf16,
     .linear_backward_bf16 = cpu_linear_backward_bf16,
+    .linear_io = cpu_linear_io,
+    .attention_kv = cpu_attention_kv,
+    .attention_kv_scratch = cpu_attention_kv_scratch,
+    .token_embed = cpu_token_embed,
 };
 
 const vc_backend *vc_backend_cpu(void) { return &cpu_backend; }

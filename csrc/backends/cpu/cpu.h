@@ -3,6 +3,7 @@
 #define VC_CPU_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* c[M,N] = a[M,K] . w[N,K]^T + beta c, split over the OpenMP threads. */
 void cpu_gemm_nt(int M, int N, int K, const float *a, int lda, const float *w, int ldw, float beta, float *c,
@@ -38,6 +39,23 @@ void cpu_resize_bilinear(float *out, const float *in, int B, int C, int H, int W
 void cpu_concat_channels(float *out, const float *a, int Ca, const float *b, int Cb, int B, size_t HW);
 void cpu_patch_unfold(float *patches, const float *x, int B, int C, int H, int W, int ph, int pw);
 void cpu_patch_fold(float *x, const float *patches, int B, int C, int H, int W, int ph, int pw);
+
+/* Autoregressive decoders (gemm_skinny.c, linear_io.c, attention_kv.c, token_embed.c). */
+#define VC_SKINNY_NT_MAX_M 64 /* rows up to which the skinny GEMMs beat BLAS (decode steps) */
+#define VC_SKINNY_NN_MAX_M 64
+int vc_skinny_nt_ok(int M, int N, int K);
+int vc_skinny_nn_ok(int M, int N, int K);
+void cpu_skinny_nt(float *out, const float *in, const float *w, const float *bias, int M, int N, int K,
+                   int accumulate);
+void cpu_skinny_nn(float *out, const float *in, const float *w, const float *bias, int M, int N, int K,
+                   int accumulate);
+void cpu_linear_io(float *out, const float *in, const float *w, const float *bias, int M, int N, int K,
+                   int accumulate);
+void cpu_attention_kv(float *out, int ld_out, const float *q, int ldq, const float *const *k, const float *const *v,
+                      int ldkv, int n_rows, int Tq, int Tk, int H, int D, float scale, int causal, float *scratch);
+size_t cpu_attention_kv_scratch(int Tk);
+void cpu_token_embed(float *out, const float *wte, const int32_t *ids, int n_rows, int T, int C, const float *wpe,
+                     int pos0);
 
 /* Elements per OpenMP chunk for streaming kernels: big enough to amortise the fork. */
 #define VC_CHUNK 16384

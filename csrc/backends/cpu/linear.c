@@ -63,5 +63,9 @@ void cpu_gemm_nt(int M, int N, int K, const float *a, int lda, const float *w, i
 
 void cpu_linear(float *out, const float *in, const float *w, const float *bias, int M, int N, int K,
                 int accumulate) {
+    if (vc_skinny_nt_ok(M, N, K)) { /* decode steps: stream w once (gemm_skinny.c) */
+        cpu_skinny_nt(out, in, w, bias, M, N, K, accumulate);
+        return;
+    }
     gemm_nt_bias(M, N, K, in, K, w, K, accumulate ? 1.f : 0.f, out, N, bias);
 }
