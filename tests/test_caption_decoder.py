@@ -4,7 +4,7 @@ hints) give the logits of a full recomputation without a cache; a plain GPT-2 LM
 cross-attention) matches transformers' GPT2LMHeadModel; bad calls raise clear errors.
 
 Tolerance: logits atol 1e-4 + rtol 1e-5 (float32 GEMMs in another order; the sharpened test
-heads give logits up to ~100; observed max abs ~1e-5)."""
+heads give logits up to ~100; observed max abs <= 1e-5)."""
 import numpy as np
 import pytest
 import torch

@@ -4,8 +4,9 @@ in-memory state dict, a hub-style .bin with GPT-2's mask buffers), with and with
 enc_to_dec_proj; generate() token for token (greedy, beam search variants) at batch 1 and 4 with
 sequences_scores; sampling reproducible per image; bad arguments rejected.
 
-Tolerances: logits atol 1e-4 + rtol 1e-5 (the issue's bar; observed ~1e-6 on the tiny models
-and ~2e-5 on the nlpconnect-sized one). sequences_scores atol 1e-4 (observed ~1e-6).
+Tolerances: logits atol 1e-4 + rtol 1e-5 (the issue's bar; observed max abs <= 2.4e-5 on the tiny
+models, whose sharpened untied heads give logits up to ~100, and 1.6e-5 on the nlpconnect-sized
+one). sequences_scores atol 1e-4 (observed <= 2e-6).
 Token ids: exact."""
 import json
 

@@ -112,7 +112,8 @@ void cpu_attention_kv(float *out, int ld_out, const float *q, int ldq, const flo
                       int ldkv, int n_rows, int Tq, int Tk, int H, int D, float scale, int causal, float *scratch) {
     const long pairs = (long)H * n_rows;
     const double work = (double)pairs * Tq * Tk * D;
-    const int nt = work < 65536 ? 1 : vc_get_num_threads();
+    /* a fork and join costs ~10 us: not worth it for the self-attention of a decode step */
+    const int nt = work < (1 << 20) ? 1 : vc_get_num_threads();
     const int wide = vc_cpu()->avx512f && D % 16 == 0 && D <= WS_MAX_D;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (long p = 0; p < pairs; p++) {
