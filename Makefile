@@ -31,7 +31,10 @@ test-debug: debug
 	    --ignore=tests/test_vit_large.py
 
 bench:              ## benchmarks against PyTorch (see benchmarks/RESULTS.md)
-	$(PY) benchmarks/bench_vit.py
+	$(PY) benchmarks/bench_vit.py --onnx
+	$(PY) benchmarks/bench_convnets.py --onnx
+	$(PY) benchmarks/bench_caption.py
+	$(PY) benchmarks/bench_train.py
 
 clean:
 	rm -rf build dist python/visionc/_C*.so python/*.egg-info
