@@ -361,3 +361,12 @@ def test_gil_released_threads_agree():
         par = list(ex.map(lambda im: p(im)["pixel_values"], ims))
     for a, b in zip(serial, par):
         assert np.array_equal(a, b)
+
+
+def test_encoder_decoder_checkpoint_uses_its_encoders_processor(tmp_path):
+    """A VisionEncoderDecoder directory whose preprocessor config names no type: the encoder's
+    model_type decides, as for a ViT encoder."""
+    write(tmp_path, "preprocessor_config.json", {"do_resize": True, "size": {"height": 32, "width": 32}})
+    write(tmp_path, "config.json", {"model_type": "vision-encoder-decoder", "encoder": {"model_type": "vit"},
+                                    "decoder": {"model_type": "gpt2"}})
+    assert isinstance(ip.AutoImageProcessor.from_pretrained(tmp_path), ip.ViTImageProcessor)

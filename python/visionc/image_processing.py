@@ -764,6 +764,8 @@ class AutoImageProcessor:
         if pre is None:
             raise FileNotFoundError(f"{path_or_dir}: no preprocessor_config.json and no timm config.json")
         model_type = cfg.get("model_type") or pre.get("model_type")
+        if model_type == "vision-encoder-decoder" and isinstance(cfg.get("encoder"), dict):
+            model_type = cfg["encoder"].get("model_type")  # the image goes to the encoder
         cls = _BY_MODEL_TYPE.get(model_type)
         if cls is None:
             raise NotImplementedError(
