@@ -44,6 +44,31 @@ def locate(name_or_path, **hub_kwargs) -> tuple[Path | None, Path]:
     return where, weights_file(where)
 
 
+class FeatureMapsMixin:
+    """features() and embed() of the convolutional families (ConvNeXt, MobileViT). A family
+    gives _num_feature_stages(), _stage_maps(pixel_values, stages) -> one map per stage asked
+    for (ascending), and _pooled(pixel_values) -> (B, C) pooled features."""
+
+    def features(self, pixel_values, out_indices=None) -> list:
+        """Feature maps of the chosen stages (negative indices count from the last), (B, C_i,
+        H_i, W_i) each, like timm's features_only; one forward however many are asked for."""
+        n = self._num_feature_stages()
+        idx = tuple(range(n)) if out_indices is None else tuple(
+            int(i) + n if -n <= int(i) < 0 else int(i) for i in out_indices)
+        order = tuple(sorted(set(idx)))
+        by_stage = dict(zip(order, self._stage_maps(pixel_values, order)))
+        return [by_stage[i] for i in idx]
+
+    def embed(self, pixel_values, pooling: str = "mean", normalize: bool = False) -> np.ndarray:
+        """(B, C): the head's pooled features; normalize=True scales each row to unit length."""
+        if pooling != "mean":
+            raise ValueError(f"{type(self).__name__} embeddings are mean-pooled (pooling='mean'), got {pooling!r}")
+        emb = self._pooled(pixel_values)
+        if normalize:
+            emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return emb
+
+
 def parse_id2label(config: dict) -> dict[int, str]:
     raw = config.get("id2label")
     if raw:

@@ -10,16 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._native import _C
-from .base import PreTrainedModel, parse_id2label
-from .outputs import ImageClassifierOutput, ModelOutput
-
-
-class BaseModelOutputWithPoolingAndNoAttention(ModelOutput):
-    _fields = ("last_hidden_state", "pooler_output", "hidden_states")
-
-
-class ImageClassifierOutputWithNoAttention(ModelOutput):
-    _fields = ("loss", "logits", "hidden_states")
+from .base import FeatureMapsMixin, PreTrainedModel, parse_id2label
+from .outputs import BaseModelOutputWithPoolingAndNoAttention, ImageClassifierOutputWithNoAttention
 
 
 @dataclass
@@ -111,7 +103,7 @@ def hf_to_timm(state: dict) -> tuple[dict, dict]:
     return out, names
 
 
-class ConvNextModel(PreTrainedModel):
+class ConvNextModel(FeatureMapsMixin, PreTrainedModel):
     """ConvNeXt without its classifier: last_hidden_state (B, C, h, w), pooler_output (B, C)
     (global average pool + layer norm), hidden_states (stem output, then every stage)."""
 
@@ -212,24 +204,14 @@ class ConvNextModel(PreTrainedModel):
 
     forward = __call__
 
-    def features(self, pixel_values, out_indices=None) -> list:
-        """Feature maps of the chosen stages, (B, C_i, H_i, W_i) each, like timm's features_only."""
-        n = self.config.num_stages
-        idx = tuple(range(n)) if out_indices is None else tuple(int(i) % n if -n <= int(i) < n else int(i)
-                                                                  for i in out_indices)
-        order = sorted(set(idx))
-        maps, _, _, _ = self._run(pixel_values, order)
-        by_stage = dict(zip(order, maps))
-        return [by_stage[i] for i in idx]
+    def _num_feature_stages(self) -> int:
+        return self.config.num_stages
 
-    def embed(self, pixel_values, pooling: str = "mean", normalize: bool = False) -> np.ndarray:
-        """(B, C): the head's pooled features (global average pool + norm)."""
-        if pooling != "mean":
-            raise ValueError("ConvNeXt embeddings are mean-pooled (pooling='mean')")
-        _, emb, _, _ = self._run(pixel_values, (), pooled=True)
-        if normalize:
-            emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        return emb
+    def _stage_maps(self, pixel_values, stages: tuple) -> tuple:
+        return self._run(pixel_values, stages)[0]
+
+    def _pooled(self, pixel_values) -> np.ndarray:
+        return self._run(pixel_values, (), pooled=True)[1]
 
 
 class ConvNextForImageClassification(ConvNextModel):

@@ -12,18 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._native import _C
-from .base import PreTrainedModel, parse_id2label
-from .outputs import ModelOutput
+from .base import FeatureMapsMixin, PreTrainedModel, parse_id2label
+from .outputs import BaseModelOutputWithPoolingAndNoAttention, ImageClassifierOutputWithNoAttention
 
 DEPTHS = (2, 4, 3)  # transformer layers in encoder layers 2, 3, 4 (fixed by the architecture)
-
-
-class BaseModelOutputWithPoolingAndNoAttention(ModelOutput):
-    _fields = ("last_hidden_state", "pooler_output", "hidden_states")
-
-
-class ImageClassifierOutputWithNoAttention(ModelOutput):
-    _fields = ("loss", "logits", "hidden_states")
 
 
 @dataclass
@@ -67,7 +59,7 @@ class MobileViTConfig:
         return cfg
 
 
-class MobileViTModel(PreTrainedModel):
+class MobileViTModel(FeatureMapsMixin, PreTrainedModel):
     """MobileViT without its classifier: last_hidden_state (B, 640, h, w) after conv_1x1_exp,
     pooler_output (B, 640), hidden_states: the outputs of encoder layers 0..4."""
 
@@ -171,23 +163,14 @@ class MobileViTModel(PreTrainedModel):
 
     forward = __call__
 
-    def features(self, pixel_values, out_indices=None) -> list:
-        """Feature maps of encoder layers (0..4, strides 2..32), (B, C_i, H_i, W_i) each."""
-        n = self.NUM_STAGES
-        idx = tuple(range(n)) if out_indices is None else tuple(int(i) + n if int(i) < 0 else int(i)
-                                                                  for i in out_indices)
-        order = sorted(set(idx))
-        maps, _, _, _ = self._run(pixel_values, order)
-        by_stage = dict(zip(order, maps))
-        return [by_stage[i] for i in idx]
+    def _num_feature_stages(self) -> int:
+        return self.NUM_STAGES
 
-    def embed(self, pixel_values, pooling: str = "mean", normalize: bool = False) -> np.ndarray:
-        if pooling != "mean":
-            raise ValueError("MobileViT embeddings are mean-pooled (pooling='mean')")
-        _, _, emb, _ = self._run(pixel_values, (), pooled=True)
-        if normalize:
-            emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        return emb
+    def _stage_maps(self, pixel_values, stages: tuple) -> tuple:
+        return self._run(pixel_values, stages)[0]
+
+    def _pooled(self, pixel_values) -> np.ndarray:
+        return self._run(pixel_values, (), pooled=True)[2]
 
 
 class MobileViTForImageClassification(MobileViTModel):

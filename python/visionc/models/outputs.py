@@ -58,5 +58,14 @@ class ImageClassifierOutput(ModelOutput):
     _fields = ("loss", "logits", "hidden_states", "attentions")
 
 
+class BaseModelOutputWithPoolingAndNoAttention(ModelOutput):
+    """The convolutional families' (ConvNeXt, MobileViT) outputs: no attention maps."""
+    _fields = ("last_hidden_state", "pooler_output", "hidden_states")
+
+
+class ImageClassifierOutputWithNoAttention(ModelOutput):
+    _fields = ("loss", "logits", "hidden_states")
+
+
 class BackboneOutput(ModelOutput):
     _fields = ("feature_maps", "hidden_states", "attentions")
