@@ -26,6 +26,10 @@ CONV_CASES = [
     (2, 12, 16, 16, 12, 3, 2, 1, 1, 12),   # depthwise 3x3 stride 2
     (1, 48, 56, 56, 48, 7, 1, 3, 1, 48),   # depthwise 7x7 (ConvNeXt)
     (2, 5, 10, 9, 5, 7, 1, 3, 1, 5),       # depthwise 7x7 on a map smaller than padding + kernel
+    (2, 6, 13, 37, 6, 9, 1, 4, 1, 6),      # depthwise 9x9: two tap groups in the AVX-512 backward
+    (1, 4, 11, 19, 4, 5, 1, 0, 1, 4),      # depthwise 5x5 unpadded: the backward pads dO by 4
+    (1, 4, 9, 10, 4, 3, 1, 2, 1, 4),       # depthwise, padding k-1: the backward pads dO by 0
+    (1, 3, 20, 21, 3, 17, 1, 8, 1, 3),     # depthwise 17x17: beyond the register-tiled backward
     (2, 3, 32, 32, 16, 3, 2, 1, 1, 1),     # general: MobileViT stem
     (1, 3, 35, 29, 48, 4, 4, 0, 1, 1),     # general: ConvNeXt stem (patchify)
     (2, 8, 14, 14, 16, 2, 2, 0, 1, 1),     # general: ConvNeXt downsample

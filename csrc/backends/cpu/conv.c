@@ -95,9 +95,9 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void depthwi
 
 /* Stride 1, AVX-512: each 16-wide run of an output row accumulates all k*k taps in one
  * register before it is stored once (the generic loop above streams the row k*k times). */
-__attribute__((target("avx512f"))) static void depthwise_plane_s1_avx512(float *out, const float *in, const float *w,
-                                                                         float bias, int H, int W, int k, int p,
-                                                                         int Ho, int Wo, float *pad) {
+__attribute__((target("avx512f"))) void cpu_depthwise_plane_s1_avx512(float *out, const float *in, const float *w,
+                                                                      float bias, int H, int W, int k, int p, int Ho,
+                                                                      int Wo, float *pad) {
     const int Hp = H + 2 * p, Wp = W + 2 * p;
     memset(pad, 0, sizeof(float) * (size_t)Hp * Wp);
     for (int y = 0; y < H; y++) memcpy(pad + (size_t)(y + p) * Wp + p, in + (size_t)y * W, sizeof(float) * W);
@@ -131,8 +131,9 @@ static void conv_depthwise(float *out, const float *in, const float *w, const fl
         for (int b = 0; b < B; b++)
             for (int c = 0; c < C; c++)
                 if (fast)
-                    depthwise_plane_s1_avx512(out + ((size_t)b * C + c) * Ho * Wo, in + ((size_t)b * C + c) * H * W,
-                                              w + (size_t)c * k * k, bias ? bias[c] : 0.f, H, W, k, pad, Ho, Wo, mine);
+                    cpu_depthwise_plane_s1_avx512(out + ((size_t)b * C + c) * Ho * Wo,
+                                                  in + ((size_t)b * C + c) * H * W, w + (size_t)c * k * k,
+                                                  bias ? bias[c] : 0.f, H, W, k, pad, Ho, Wo, mine);
                 else
                     depthwise_plane(out + ((size_t)b * C + c) * Ho * Wo, in + ((size_t)b * C + c) * H * W,
                                     w + (size_t)c * k * k, bias ? bias[c] : 0.f, H, W, k, stride, pad, Ho, Wo, mine);

@@ -26,6 +26,10 @@ void cpu_patch_embed(float *out, const float *px, const float *w, const float *b
 void cpu_gemm_nn(int M, int N, int K, const float *a, int lda, const float *b, int ldb, float beta, float *c,
                  int ldc);
 int vc_conv_out_size(int in, int k, int stride, int pad, int dil);
+/* One depthwise plane, stride 1, AVX-512 only: out[Ho,Wo] = bias + in[H,W] (zero-padded by p)
+ * correlated with w[k,k]; pad: (H+2p) x (W+2p) floats of scratch. The backward reuses it. */
+void cpu_depthwise_plane_s1_avx512(float *out, const float *in, const float *w, float bias, int H, int W, int k, int p,
+                                   int Ho, int Wo, float *pad);
 void cpu_conv2d(float *out, const float *in, const float *w, const float *bias, int B, int Ci, int H, int W, int Co,
                 int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups, float *scratch);
 size_t cpu_conv2d_scratch(int B, int Ci, int H, int W, int Co, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
