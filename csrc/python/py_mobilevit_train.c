@@ -130,6 +130,19 @@ static PyObject *mobilevit_train_memory(PyObject *self, PyObject *mo) {
     return m ? PyLong_FromSize_t(vc_mobilevit_train_saved_bytes(m)) : NULL;
 }
 
+/* mobilevit_train_memory_for(model, B, H, W, checkpointing) -> bytes a step of that shape holds */
+static PyObject *mobilevit_train_memory_for(PyObject *self, PyObject *args) {
+    PyObject *mo;
+    int B, H, W, ckpt;
+    if (!PyArg_ParseTuple(args, "Oiiip", &mo, &B, &H, &W, &ckpt)) return NULL;
+    vc_mobilevit *m = vc_py_model_get(mo, "mobilevit");
+    if (!m) return NULL;
+    size_t bytes = 0;
+    vc_status st = vc_mobilevit_train_plan_bytes(m, B, H, W, ckpt, &bytes);
+    if (st) return vc_py_raise(st);
+    return PyLong_FromSize_t(bytes);
+}
+
 static PyMethodDef methods[] = {
     {"mobilevit_buffer_specs", mobilevit_buffer_specs, METH_O, "[(name, shape)] of the BatchNorm running statistics"},
     {"mobilevit_bind_buffer", mobilevit_bind_buffer, METH_VARARGS, "mobilevit_bind_buffer(model, slot, float32 array)"},
@@ -139,6 +152,8 @@ static PyMethodDef methods[] = {
      "checkpointing) -> (loss, logits)"},
     {"mobilevit_backward", mobilevit_backward, METH_O, "mobilevit_backward(model): accumulate parameter gradients"},
     {"mobilevit_train_memory", mobilevit_train_memory, METH_O, "bytes of training memory held by the model"},
+    {"mobilevit_train_memory_for", mobilevit_train_memory_for, METH_VARARGS,
+     "mobilevit_train_memory_for(model, B, H, W, checkpointing) -> bytes a training step of that shape holds"},
     {NULL, NULL, 0, NULL},
 };
 

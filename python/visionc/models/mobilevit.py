@@ -143,6 +143,13 @@ class MobileViTModel(PreTrainedModel):
                 buf += 1
         return out
 
+    def training_memory_for(self, batch: int, height: int, width: int, checkpointing: bool | None = None) -> int:
+        """Bytes of activation memory a training step on (batch, C, height, width) would hold
+        (what training_memory() reports after it), from the same planner, without running it.
+        checkpointing: None follows gradient_checkpointing_enable/disable."""
+        ckpt = self._checkpointing if checkpointing is None else bool(checkpointing)
+        return int(_C.mobilevit_train_memory_for(self._c, int(batch), int(height), int(width), ckpt))
+
     def _save_layout(self):
         state = {name: np.asarray(p) for name, p in self._params.items()}
         state.update(self._buffers)
