@@ -288,6 +288,6 @@ def test_errors(ckpt_dir):
         model(px, labels=np.array([4, 0]))
     with pytest.raises(ValueError, match="BatchNorm"):  # one 32x32 image: a 1x1 last map, as torch refuses
         model(px[:1, :, :32, :32].copy(), labels=np.array([0]))
-    model.config.attention_probs_dropout_prob = 0.1
-    with pytest.raises(NotImplementedError, match="attention_probs_dropout_prob"):
+    model.config.attention_probs_dropout_prob = 1.0
+    with pytest.raises(ValueError, match=r"1 \(attention\)"):
         model(px, labels=np.array([0, 1]))

@@ -150,9 +150,10 @@ static void plan_ir(mv_pc *p, const mv_ir *ir, mv_is *s, int h, int w) {
     s->out = ir->residual ? take(p, &p->keep, (size_t)p->B * ir->reduce.cout * s->r.h * s->r.w) : s->r.a;
 }
 
-static vc_encoder_dims enc_dims(const vc_mobilevit *m, const mv_block *k, const mv_bs *s, float p_hidden) {
+static vc_encoder_dims enc_dims(const vc_mobilevit *m, const mv_block *k, const mv_bs *s, float p_hidden,
+                                float p_attn) {
     const vc_mobilevit_config *c = &m->cfg;
-    vc_encoder_dims d = {s->S, s->N, k->d, c->num_heads, k->mlp, c->act, c->layer_norm_eps, p_hidden};
+    vc_encoder_dims d = {s->S, s->N, k->d, c->num_heads, k->mlp, c->act, c->layer_norm_eps, p_hidden, p_attn};
     return d;
 }
 
@@ -171,7 +172,7 @@ static void plan_block(mv_pc *p, const vc_mobilevit *m, const mv_block *k, mv_bs
     const size_t big = B * d * s->he * s->we, small = B * d * h * w, rows = (size_t)s->S * s->N;
     s->rs = s->resized ? take(p, sv, big) : NULL;
     for (int j = 0; j <= k->depth; j++) s->tok[j] = take(p, sv, big);
-    const vc_encoder_dims ed = enc_dims(m, k, s, 0.f);
+    const vc_encoder_dims ed = enc_dims(m, k, s, 0.f, 0.f);
     for (int j = 0; j < k->depth; j++) vc_encoder_saved_carve(sv, &ed, &s->sv[j]);
     vc_encoder_work_carve(sv, p->be, &ed, &s->work);
     p->maxmap = maxz(p->maxmap, rows * (size_t)k->mlp);
@@ -346,7 +347,7 @@ static vc_status body_fwd(const vc_mobilevit *m, vc_mobilevit_train *t, int b, i
         src = s->rs;
     }
     be->patch_unfold(s->tok[0], src, B, d, s->he, s->we, 2, 2);
-    const vc_encoder_dims ed = enc_dims(m, k, s, t->opts.hidden_dropout);
+    const vc_encoder_dims ed = enc_dims(m, k, s, t->opts.hidden_dropout, t->opts.attention_dropout);
     for (int j = 0; j < k->depth; j++)
         vc_encoder_layer_train_forward(be, &k->layers[j], &ed, s->tok[j + 1], s->tok[j], &s->sv[j], &s->work,
                                        layer_seed(t->opts.seed, b, j));
@@ -367,9 +368,11 @@ static vc_status forward_locked(vc_mobilevit *m, vc_mobilevit_train *t, const fl
     const mv_net *n = &m->w;
     if (c->num_labels <= 0) return vc_fail(VC_ERR_ARG, "training needs a classifier head (num_labels > 0)");
     if (!(o->hidden_dropout >= 0.f && o->hidden_dropout < 1.f) ||
-        !(o->classifier_dropout >= 0.f && o->classifier_dropout < 1.f))
-        return vc_fail(VC_ERR_ARG, "dropout probabilities must be in [0, 1), got %g and %g",
-                       (double)o->hidden_dropout, (double)o->classifier_dropout);
+        !(o->classifier_dropout >= 0.f && o->classifier_dropout < 1.f) ||
+        !(o->attention_dropout >= 0.f && o->attention_dropout < 1.f))
+        return vc_fail(VC_ERR_ARG, "dropout probabilities must be in [0, 1), got %g (hidden), %g (classifier) and "
+                                   "%g (attention)", (double)o->hidden_dropout, (double)o->classifier_dropout,
+                       (double)o->attention_dropout);
     vc_status st = check_shape(m, B, H, W);
     if (st) return st;
     t->ready = 0;
@@ -469,7 +472,7 @@ static void body_bwd(const vc_mobilevit *m, vc_mobilevit_train *t, int b) {
     be->patch_fold_backward(t->gc, dfold, B, d, s->he, s->we, 2, 2);
     be->layernorm_backward(t->gc, GRAD(g->ln_w), GRAD(g->ln_b), t->gc, s->tok[k->depth], s->ln_mean, s->ln_rstd,
                            k->ln_w, rows, d);
-    const vc_encoder_dims ed = enc_dims(m, k, s, t->opts.hidden_dropout);
+    const vc_encoder_dims ed = enc_dims(m, k, s, t->opts.hidden_dropout, t->opts.attention_dropout);
     for (int j = k->depth - 1; j >= 0; j--)
         vc_encoder_layer_backward(be, &k->layers[j], &g->layers[j], &ed, t->gc, s->tok[j], &s->sv[j], &s->work,
                                   layer_seed(t->opts.seed, b, j), 1);

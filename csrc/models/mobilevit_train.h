@@ -19,6 +19,7 @@ typedef struct {
     uint64_t seed;            /* dropout masks of this step (regenerated in backward) */
     int checkpointing;        /* keep only each unit's input (stem, MV2 blocks, MobileViT block bodies,
                                * conv_1x1_exp); backward re-runs each unit into one shared area */
+    float attention_dropout;  /* on the attention probabilities (attention_probs_dropout_prob) */
 } vc_mobilevit_train_opts;
 
 /* Binds gradient slot i (parameter numbering) to a float32 array of the slot's shape; NULL

@@ -25,8 +25,11 @@ accumulation (AVX512_BF16 when the CPU has it, else an exact emulation). Paramet
 classifier, the loss and all gradients are fp32. `set_precision("fp32")` (the default) goes back.
 Inference forwards are unaffected.
 
-Dropout masks come from a counter-based generator keyed by the model's seed (`model.seed(n)`)
-and a step counter, so a run is reproducible; they do not reproduce torch's masks.
+Dropout masks (hidden, classifier, attention probabilities from the config's
+attention_probs_dropout_prob: softmax -> dropout -> . V, as transformers) come from a
+counter-based generator keyed by the model's seed (`model.seed(n)`) and a step counter, so a
+run is reproducible; backward and checkpointing regenerate them instead of keeping them. They
+do not reproduce torch's masks.
 `model.label_smoothing` (default: config's label_smoothing if present, else 0.0) is used by
 the training loss, as torch's CrossEntropyLoss(label_smoothing=...).
 """
