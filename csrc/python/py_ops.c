@@ -177,8 +177,8 @@ static PyObject *op_attention(PyObject *s, PyObject *args) {
     {
         float *o = PyArray_DATA((PyArrayObject *)out), *p = PyArray_DATA((PyArrayObject *)probs);
         const float *qi = PyArray_DATA(q), *ki = PyArray_DATA(k), *vi = PyArray_DATA(v);
-        Py_BEGIN_ALLOW_THREADS be()->attention_dropout(o, (int)C, qi, ki, vi, (int)C, (int)B, (int)T, H, (int)(C / H), p,
-                                                       (float)p_drop, (uint64_t)seed, scratch);
+        Py_BEGIN_ALLOW_THREADS be()->attention_dropout(o, (int)C, qi, ki, vi, (int)C, (int)B, (int)T, H, (int)(C / H),
+                                                       p, (float)p_drop, (uint64_t)seed, scratch);
         Py_END_ALLOW_THREADS
     }
     res = Py_BuildValue("(OO)", out, probs);

@@ -65,10 +65,12 @@ void cpu_attention_dropout_backward(float *dq, float *dk, float *dv, int ld, con
             cpu_dropout_slice(ds, P, tt, p_drop, seed, (uint64_t)p * tt);
             Pv = ds;
         }
-        vc_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, D, T, 1.f, Pv, T, dO, ld_out, 0.f, dv + row0 * ld + col, ld);
+        vc_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, D, T, 1.f, Pv, T, dO, ld_out, 0.f, dv + row0 * ld + col,
+                 ld);
         vc_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, 1.f, dO, ld_out, vh, ld, 0.f, ds, T);
         if (p_drop > 0.f) cpu_dropout_slice(ds, ds, tt, p_drop, seed, (uint64_t)p * tt);
-        for (int r = 0; r < T; r++) softmax_row_backward(ds + (size_t)r * T, ds + (size_t)r * T, P + (size_t)r * T, T, scale);
+        for (int r = 0; r < T; r++)
+            softmax_row_backward(ds + (size_t)r * T, ds + (size_t)r * T, P + (size_t)r * T, T, scale);
         vc_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, 1.f, ds, T, kh, ld, 0.f, dq + row0 * ld + col, ld);
         vc_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, D, T, 1.f, ds, T, qh, ld, 0.f, dk + row0 * ld + col, ld);
     }
