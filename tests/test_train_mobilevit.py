@@ -1,6 +1,7 @@
 """MobileViT training parity with PyTorch autograd: loss and every gradient (BatchNorm gamma/beta
 included) in train mode (batch statistics), running statistics, AdamW steps, eval after
 training, save_pretrained -> transformers, checkpointing, freezing, dropout seeding."""
+import re
 import sys
 
 import numpy as np
@@ -52,18 +53,25 @@ def _grads(model):
     return {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
 
 
-def _compare_buffers(tag, model, ref, rtol=1e-5):
+def _compare_buffers(tag, model, ref, mean_tol=1e-5, var_tol=1e-5):
+    """Running statistics in the units eval normalises with: a running_mean error in channel
+    standard deviations (|d mean| / sqrt(running_var)), a running_var error relative to it;
+    num_batches_tracked exactly."""
     want = {n: b.numpy() for n, b in ref.named_buffers()}
     got = dict(model.named_buffers())
     assert set(got) == set(want)
-    worst = 0.0
+    worst_mean = worst_var = 0.0
     for n, w in want.items():
         if n.endswith("num_batches_tracked"):
             assert got[n].dtype == np.int64 and int(got[n]) == int(w), (n, got[n], w)
-            continue
-        worst = max(worst, float(np.abs(got[n] - w).max() / max(np.abs(w).max(), 1e-6)))
-    print(f"{tag}: {len(want)} buffers, running stats worst rel err {worst:.3g} (rtol {rtol:g})", file=sys.stderr)
-    assert worst <= rtol
+        elif n.endswith("running_mean"):
+            std = np.sqrt(want[n[: -len("mean")] + "var"])
+            worst_mean = max(worst_mean, float((np.abs(got[n] - w) / std).max()))
+        else:
+            worst_var = max(worst_var, float((np.abs(got[n] - w) / w).max()))
+    print(f"{tag}: {len(want)} buffers, running_mean worst err {worst_mean:.3g} std (tol {mean_tol:g}), "
+          f"running_var worst rel err {worst_var:.3g} (tol {var_tol:g})", file=sys.stderr)
+    assert worst_mean <= mean_tol and worst_var <= var_tol
 
 
 @pytest.fixture(scope="module")
@@ -112,27 +120,51 @@ def test_running_stats_3_sgd_steps(ckpt_dir):
     _compare_buffers("mobilevit after 3 SGD steps", model, ref)
 
 
-def test_adamw_running_stats_eval_and_save(ckpt_dir, tmp_path):
+# Biases whose gradient is zero in exact arithmetic: each feeds only 1x1 convolutions followed by
+# train-mode BatchNorm, which removes a per-channel shift (reduce_1x1 BN biases; the layer norm
+# closing each MobileViT block, before conv_projection). Both libraries hold rounding noise
+# (~1e-8) there, and Adam, dividing by sqrt(v), moves them by up to ~lr per step in unrelated
+# directions. The train-mode loss cannot see it; the next BN's running_mean records the shift.
+ZERO_GRAD_BIASES = re.compile(r"(reduce_1x1\.normalization\.bias|encoder\.layer\.[234]\.layernorm\.bias)$")
+
+
+def _adamw_cosine_20(ckpt_dir, frozen=None):
+    """20 AdamW steps on a cosine schedule with warmup in visionc and PyTorch: (per-step loss
+    rel diffs, model, ref). frozen: names matching it train in neither."""
     model = visionc.AutoModelForImageClassification.from_pretrained(ckpt_dir).train()
     ref = _ref().train()
-    opt = visionc.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
-    topt = torch.optim.AdamW(ref.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
-    worst = 0.0
-    for step in range(10):
+    for params in (dict(model.named_parameters()), dict(ref.named_parameters())):
+        for n, p in params.items():
+            p.requires_grad = not (frozen and frozen.search(n))
+    opt = visionc.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3, betas=(0.9, 0.999),
+                              eps=1e-8, weight_decay=0.01)
+    sched = visionc.optim.cosine_with_warmup(opt, warmup_steps=3, total_steps=20)
+    topt = torch.optim.AdamW([p for p in ref.parameters() if p.requires_grad], lr=1e-3, betas=(0.9, 0.999),
+                             eps=1e-8, weight_decay=0.01)
+    tsched = transformers.get_cosine_schedule_with_warmup(topt, 3, 20)
+    rels = []
+    for step in range(20):
         px, lab = _batch(100 + step)
         loss = model(px, labels=lab).loss
         model.backward()
-        opt.step(), model.zero_grad()
+        opt.step(), sched.step(), model.zero_grad()
         tloss = ref(torch.from_numpy(px), labels=torch.from_numpy(lab)).loss
         tloss.backward()
-        topt.step(), topt.zero_grad()
-        rel = abs(loss - tloss.item()) / abs(tloss.item())
-        worst = max(worst, rel)
-        assert rel <= STEP_LOSS_RTOL, f"step {step}: loss {loss} vs torch {tloss.item()} (rel {rel:.3g})"
-    print(f"mobilevit 10 AdamW steps: worst per-step loss rel diff {worst:.3g}", file=sys.stderr)
-    # Adam turns rounding-level gradient differences on near-zero gradients into O(lr) weight
-    # differences (train_helpers.STEP_LOSS_RTOL), and the batch statistics follow the weights.
-    _compare_buffers("mobilevit after 10 AdamW steps", model, ref, rtol=5e-3)
+        topt.step(), tsched.step(), topt.zero_grad()
+        rels.append(abs(loss - tloss.item()) / abs(tloss.item()))
+        assert rels[-1] <= STEP_LOSS_RTOL, f"step {step}: loss {loss} vs torch {tloss.item()} (rel {rels[-1]:.3g})"
+    return rels, model, ref
+
+
+def test_adamw_cosine_20_steps_running_stats_eval_and_save(ckpt_dir, tmp_path):
+    """Every step's loss against the same PyTorch loop (train-mode BatchNorm: batch statistics,
+    running statistics updated), then the running statistics, eval and save_pretrained."""
+    rels, model, ref = _adamw_cosine_20(ckpt_dir)
+    print("mobilevit 20 AdamW+cosine steps, per-step loss rel diff: " + " ".join(f"{r:.1e}" for r in rels) +
+          f" (worst {max(rels):.3g}, rtol {STEP_LOSS_RTOL:g})", file=sys.stderr)
+    # running_mean: 1.2e-3 std measured, from ZERO_GRAD_BIASES (the next test pins that);
+    # running_var does not see a shift: 6e-5 measured.
+    _compare_buffers("mobilevit after 20 AdamW steps", model, ref, mean_tol=1e-2, var_tol=1e-3)
 
     px, _ = _batch(7)
     model.eval()
@@ -154,26 +186,70 @@ def test_adamw_running_stats_eval_and_save(ckpt_dir, tmp_path):
     assert_close("mobilevit save -> visionc reload", reloaded(px).logits, logits, atol=1e-6)
 
 
-def test_checkpointing_and_dropout(ckpt_dir):
-    px, lab = _batch(2, n=4, size=72)
+def test_adamw_running_stats_drift_is_zero_gradient_biases(ckpt_dir):
+    """With ZERO_GRAD_BIASES frozen in both libraries the running means agree ~35x closer (3e-5
+    std measured): their drift above comes from Adam on rounding noise, not from BatchNorm."""
+    _, model, ref = _adamw_cosine_20(ckpt_dir, frozen=ZERO_GRAD_BIASES)
+    _compare_buffers("mobilevit after 20 AdamW steps, zero-gradient biases frozen", model, ref, mean_tol=3e-4,
+                     var_tol=1e-3)
+
+
+def _ckpt_run(ckpt_dir, ckpt, seed, px, lab, attn_p=0.0):
+    """One dropout training step on a fresh model: (loss, grads, buffers, training memory)."""
     model = visionc.AutoModelForImageClassification.from_pretrained(ckpt_dir).train()
     model.config.hidden_dropout_prob = 0.1
     model.config.classifier_dropout_prob = 0.1
-    runs = []
-    for ckpt, seed in ((False, 5), (True, 5), (False, 6)):
-        (model.gradient_checkpointing_enable if ckpt else model.gradient_checkpointing_disable)()
-        model.zero_grad()
-        model.seed(seed)
-        loss = model(px, labels=lab).loss
-        model.backward()
-        runs.append((loss, {k: v.copy() for k, v in _grads(model).items()}, model.training_memory()))
-    assert runs[0][0] == runs[1][0]
-    compare_grads("mobilevit checkpointed vs kept", runs[1][1], runs[0][1], rtol=0)
-    full, ck = runs[0][2], runs[1][2]
-    print(f"mobilevit training memory (B=4, 72px): {full} B kept, {ck} B checkpointed ({1 - ck / full:.0%} less)",
+    model.config.attention_probs_dropout_prob = attn_p
+    if ckpt:
+        model.gradient_checkpointing_enable()
+    model.seed(seed)
+    loss = model(px, labels=lab).loss
+    model.backward()
+    buffers = {k: v.copy() for k, v in model.named_buffers()}
+    return loss, {k: v.copy() for k, v in _grads(model).items()}, buffers, model.training_memory(), model
+
+
+# Checkpointing keeps each unit's input and one shared area for the largest unit's saves: at
+# the test size 62% less; the bound leaves margin for planner changes.
+CKPT_MIN_SAVING = 0.40
+
+
+def test_checkpointing_and_dropout(ckpt_dir):
+    """Per-unit checkpointing: bit-identical loss, gradients and running statistics (updated
+    once per step: the re-run in backward must not update them again), >= 40% less memory."""
+    px, lab = _batch(2, n=4, size=72)
+    full = _ckpt_run(ckpt_dir, False, 5, px, lab)
+    ck = _ckpt_run(ckpt_dir, True, 5, px, lab)
+    other = _ckpt_run(ckpt_dir, False, 6, px, lab)
+    assert ck[0] == full[0]
+    compare_grads("mobilevit checkpointed vs kept", ck[1], full[1], rtol=0)
+    for name, want in full[2].items():
+        assert np.array_equal(ck[2][name], want), f"{name}: running statistics differ with checkpointing"
+    assert other[0] != full[0]  # another seed, other masks
+
+    # The planner's figure is what a step holds, so it can answer for shapes too big to run here.
+    model = ck[4]
+    assert model.training_memory_for(4, 72, 72, checkpointing=True) == ck[3]
+    assert model.training_memory_for(4, 72, 72, checkpointing=False) == full[3]
+    saving = 1 - ck[3] / full[3]
+    print(f"mobilevit training memory (B=4, 72px): {full[3]} B kept, {ck[3]} B checkpointed ({saving:.0%} less)",
           file=sys.stderr)
-    assert ck < full
-    assert runs[2][0] != runs[0][0]  # another seed, other masks
+    assert saving >= CKPT_MIN_SAVING
+
+
+def test_checkpointing_memory_mobilevit_small(tmp_path):
+    """The saving at a realistic size: MobileViT-small (the real config), batch 8, 256x256."""
+    torch.manual_seed(0)
+    transformers.MobileViTForImageClassification(transformers.MobileViTConfig(num_labels=10)).save_pretrained(tmp_path)
+    model = visionc.AutoModelForImageClassification.from_pretrained(tmp_path)
+    full = model.training_memory_for(8, 256, 256, checkpointing=False)
+    ck = model.training_memory_for(8, 256, 256, checkpointing=True)
+    saving = 1 - ck / full
+    print(f"mobilevit-small training memory (B=8, 256px): {full / 2**20:.0f} MiB kept, {ck / 2**20:.0f} MiB "
+          f"checkpointed ({saving:.0%} less)", file=sys.stderr)
+    assert saving >= CKPT_MIN_SAVING
+    with pytest.raises(ValueError, match="BatchNorm"):
+        model.training_memory_for(1, 32, 32)
 
 
 def test_freeze(ckpt_dir):
@@ -188,6 +264,13 @@ def test_freeze(ckpt_dir):
     model.backward()
     _, want = _torch_step(ref, px, lab)
     compare_grads("mobilevit frozen below encoder.layer.3", _grads(model), want)
+    kept = {k: v.copy() for k, v in _grads(model).items()}
+    model.zero_grad()
+    model.gradient_checkpointing_enable()  # backward stops early: re-runs only the units it reaches
+    model(px, labels=lab)
+    model.backward()
+    compare_grads("mobilevit frozen, checkpointed vs kept", _grads(model), kept, rtol=0)
+    model.gradient_checkpointing_disable()
     model.unfreeze()
     model.zero_grad(set_to_none=True)
     model.freeze(head_only=True)
@@ -205,6 +288,6 @@ def test_errors(ckpt_dir):
         model(px, labels=np.array([4, 0]))
     with pytest.raises(ValueError, match="BatchNorm"):  # one 32x32 image: a 1x1 last map, as torch refuses
         model(px[:1, :, :32, :32].copy(), labels=np.array([0]))
-    model.config.attention_probs_dropout_prob = 0.1
-    with pytest.raises(NotImplementedError, match="attention_probs_dropout_prob"):
+    model.config.attention_probs_dropout_prob = 1.0
+    with pytest.raises(ValueError, match=r"1 \(attention\)"):
         model(px, labels=np.array([0, 1]))

@@ -7,7 +7,7 @@
 
 #define GRAD(p) ((float *)(p))
 
-enum { SITE_ATTN_OUT = 0, SITE_MLP_OUT = 1 };
+enum { SITE_ATTN_OUT = 0, SITE_MLP_OUT = 1, SITE_ATTN_PROBS = 2 };
 
 void vc_encoder_saved_carve(vc_bump *b, const vc_encoder_dims *d, vc_encoder_saved *s) {
     const size_t BT = (size_t)d->B * d->T, C = d->C;
@@ -74,7 +74,11 @@ void vc_encoder_layer_train_forward(const vc_backend *be, const vc_encoder_layer
     be->linear(s->q, s->ln1, y->q_w, y->q_b, BT, C, C, 0);
     be->linear(s->k, s->ln1, y->k_w, y->k_b, BT, C, C, 0);
     be->linear(s->v, s->ln1, y->v_w, y->v_b, BT, C, C, 0);
-    be->attention(s->ctx, C, s->q, s->k, s->v, C, d->B, d->T, d->H, C / d->H, s->probs, w->attn);
+    if (d->p_attn > 0.f)
+        be->attention_dropout(s->ctx, C, s->q, s->k, s->v, C, d->B, d->T, d->H, C / d->H, s->probs, d->p_attn,
+                              vc_site_seed(seed, 0, SITE_ATTN_PROBS), w->attn);
+    else
+        be->attention(s->ctx, C, s->q, s->k, s->v, C, d->B, d->T, d->H, C / d->H, s->probs, w->attn);
     residual_linear(be, s->mid, x, s->ctx, y->o_w, y->o_b, BT, C, C, d->p_hidden, vc_site_seed(seed, 0, SITE_ATTN_OUT),
                     w->tmp);
     be->layernorm_train(s->ln2, s->mean2, s->rstd2, s->mid, y->ln2_w, y->ln2_b, (size_t)BT, C, d->eps);
@@ -114,8 +118,12 @@ void vc_encoder_layer_backward(const vc_backend *be, const vc_encoder_layer *y, 
         dproj = w->tmp;
     }
     be->linear_backward(w->dctx, GRAD(g->o_w), GRAD(g->o_b), dproj, s->ctx, y->o_w, BT, C, C);
-    be->attention_backward(w->dq, w->dk, w->dv, C, w->dctx, C, s->q, s->k, s->v, s->probs, d->B, d->T, H, C / H,
-                           w->attn);
+    if (d->p_attn > 0.f)
+        be->attention_dropout_backward(w->dq, w->dk, w->dv, C, w->dctx, C, s->q, s->k, s->v, s->probs, d->B, d->T, H,
+                                       C / H, d->p_attn, vc_site_seed(seed, 0, SITE_ATTN_PROBS), w->attn);
+    else
+        be->attention_backward(w->dq, w->dk, w->dv, C, w->dctx, C, s->q, s->k, s->v, s->probs, d->B, d->T, H, C / H,
+                               w->attn);
     be->linear_backward(w->dh, GRAD(g->q_w), GRAD(g->q_b), w->dq, s->ln1, y->q_w, BT, C, C);
     be->linear_backward(w->tmp, GRAD(g->k_w), GRAD(g->k_b), w->dk, s->ln1, y->k_w, BT, C, C);
     be->add_into(w->dh, w->tmp, nC);

@@ -3,7 +3,9 @@
  *
  * Legend: BT = B*T rows, C width, I MLP width, H heads, D = C/H.
  *   mid = x + drop(Wo attn(LN1(x)) + bo);   out = mid + drop(W2 act(W1 LN2(mid) + b1) + b2)
- * drop: hidden dropout (p_hidden, regenerated from the seed in backward). */
+ *   attn(q, k, v) = drop_a(softmax(q k^T / sqrt(D))) v
+ * drop: hidden dropout (p_hidden); drop_a: attention-probability dropout (p_attn). Both are
+ * regenerated from the seed in backward, so no mask is kept. */
 #ifndef VC_ENCODER_LAYER_TRAIN_H
 #define VC_ENCODER_LAYER_TRAIN_H
 
@@ -16,7 +18,7 @@
 typedef struct {
     float *ln1, *mean1, *rstd1; /* [BT,C], [BT], [BT] */
     float *q, *k, *v, *ctx;     /* [BT,C] */
-    float *probs;               /* [B,H,T,T] softmax output */
+    float *probs;               /* [B,H,T,T] softmax output (before attention dropout) */
     float *mid;                 /* [BT,C] residual stream after attention */
     float *ln2, *mean2, *rstd2; /* [BT,C], [BT], [BT] */
     float *fc1;                 /* [BT,I] pre-activation (the activation is recomputed) */
@@ -32,7 +34,7 @@ typedef struct {
 typedef struct {
     int B, T, C, H, I;
     vc_activation act;
-    float eps, p_hidden;
+    float eps, p_hidden, p_attn;
 } vc_encoder_dims;
 
 void vc_encoder_saved_carve(vc_bump *b, const vc_encoder_dims *d, vc_encoder_saved *s);

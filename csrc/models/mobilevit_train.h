@@ -17,7 +17,9 @@ typedef struct {
     float classifier_dropout; /* on the pooled features before the classifier (classifier_dropout_prob) */
     float label_smoothing;
     uint64_t seed;            /* dropout masks of this step (regenerated in backward) */
-    int checkpointing;        /* transformer layers keep only their input; recomputed in backward */
+    int checkpointing;        /* keep only each unit's input (stem, MV2 blocks, MobileViT block bodies,
+                               * conv_1x1_exp); backward re-runs each unit into one shared area */
+    float attention_dropout;  /* on the attention probabilities (attention_probs_dropout_prob) */
 } vc_mobilevit_train_opts;
 
 /* Binds gradient slot i (parameter numbering) to a float32 array of the slot's shape; NULL
@@ -33,5 +35,9 @@ vc_status vc_mobilevit_train_forward(vc_mobilevit *m, const float *px, int B, in
 vc_status vc_mobilevit_backward(vc_mobilevit *m);
 /* Bytes of training memory held (saved activations + scratch) for the last batch shape. */
 size_t vc_mobilevit_train_saved_bytes(const vc_mobilevit *m);
+/* The bytes a training step on [B, C, H, W] would hold (what vc_mobilevit_train_saved_bytes
+ * reports after it), computed by the same planner without allocating or running anything. */
+vc_status vc_mobilevit_train_plan_bytes(const vc_mobilevit *m, int B, int H, int W, int checkpointing,
+                                        size_t *bytes);
 
 #endif

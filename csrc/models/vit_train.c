@@ -8,7 +8,8 @@
  * the head the class-token rows before/after the final norm and d loss / d logits. The final
  * norm runs on the class-token rows only: no other row reaches the logits.
  * With checkpointing only xin[] is kept; one vc_encoder_saved is shared and refilled by
- * re-running each layer's forward inside backward (dropout masks regenerate from the seed). */
+ * re-running each layer's forward inside backward (dropout masks, the attention-probability
+ * ones included, regenerate from the seed). */
 #include "models/vit_train.h"
 
 #include <pthread.h>
@@ -57,10 +58,10 @@ vc_status vc_vit_bind_grad(vc_vit *m, int i, const vc_tensor *x) {
     return vc_params_bind(&m->grads, i, x);
 }
 
-static vc_encoder_dims layer_dims(const vc_vit *m, int B, int T, float p_hidden) {
+static vc_encoder_dims layer_dims(const vc_vit *m, int B, int T, float p_hidden, float p_attn) {
     const vc_vit_config *c = &m->cfg;
     vc_encoder_dims d = {B, T, c->hidden_size, c->num_heads, c->intermediate_size, c->act, c->layer_norm_eps,
-                         p_hidden};
+                         p_hidden, p_attn};
     return d;
 }
 
@@ -69,7 +70,7 @@ static void plan(const vc_vit *m, vc_vit_train *t, vc_bump *b, int B, int T, int
     const vc_vit_config *c = &m->cfg;
     const size_t BT = (size_t)B * T, C = c->hidden_size, P = c->patch_size;
     const size_t G = (size_t)(Hi / c->patch_size) * (Wi / c->patch_size);
-    const vc_encoder_dims d = layer_dims(m, B, T, 0.f);
+    const vc_encoder_dims d = layer_dims(m, B, T, 0.f, 0.f);
     t->px = vc_bump_floats(b, (size_t)B * c->num_channels * Hi * Wi);
     for (int l = 0; l <= c->num_layers; l++) t->xin[l] = vc_bump_floats(b, BT * C);
     for (int l = 0; l < (ckpt ? 1 : c->num_layers); l++) vc_encoder_saved_carve(b, &d, &t->saved[l]);
@@ -145,6 +146,8 @@ static vc_status forward_locked(vc_vit *m, vc_vit_train *t, const float *px, int
     if (c->num_labels <= 0) return vc_fail(VC_ERR_ARG, "training needs a classifier (num_labels > 0)");
     if (!(o->hidden_dropout >= 0.f && o->hidden_dropout < 1.f))
         return vc_fail(VC_ERR_ARG, "hidden dropout must be in [0, 1), got %g", (double)o->hidden_dropout);
+    if (!(o->attention_dropout >= 0.f && o->attention_dropout < 1.f))
+        return vc_fail(VC_ERR_ARG, "attention dropout must be in [0, 1), got %g", (double)o->attention_dropout);
     if (o->bf16 && (!be->linear_bf16 || !be->linear_backward_bf16))
         return vc_fail(VC_ERR_ARG, "the %s backend has no bf16 kernels (use fp32 precision)", be->name);
     t->ready = 0;
@@ -166,7 +169,7 @@ static vc_status forward_locked(vc_vit *m, vc_vit_train *t, const float *px, int
     }
     be->dropout(x0, x0, BT * C, o->hidden_dropout, embed_seed(o->seed));
 
-    const vc_encoder_dims d = layer_dims(m, B, T, o->hidden_dropout);
+    const vc_encoder_dims d = layer_dims(m, B, T, o->hidden_dropout, o->attention_dropout);
     vc_backend mixed;
     const vc_backend *lbe = layer_backend(be, o, &mixed);
     for (int l = 0; l < N; l++)
@@ -227,7 +230,7 @@ static void backward_locked(vc_vit *m, vc_vit_train *t) {
     memset(t->gx, 0, sizeof(float) * BT * C);
     for (int b = 0; b < B; b++) memcpy(t->gx + (size_t)b * T * C, t->dcls + (size_t)b * C, sizeof(float) * C);
 
-    const vc_encoder_dims d = layer_dims(m, B, T, o->hidden_dropout);
+    const vc_encoder_dims d = layer_dims(m, B, T, o->hidden_dropout, o->attention_dropout);
     vc_backend mixed;
     const vc_backend *lbe = layer_backend(be, o, &mixed);
     for (int l = N - 1; l >= 0 && l >= lowest; l--) {

@@ -19,6 +19,7 @@ typedef struct {
     int bf16;              /* mixed precision: the encoder layers' linear layers (QKV, output, MLP) run
                             * bf16 GEMMs with fp32 accumulation, forward and backward; weights (the
                             * master copy), activations, norms, softmax, GELU and gradients stay fp32 */
+    float attention_dropout; /* on the attention probabilities (attention_probs_dropout_prob) */
 } vc_vit_train_opts;
 
 typedef struct vc_vit_train vc_vit_train;

@@ -177,6 +177,16 @@ typedef struct vc_backend {
     void (*add_into)(float *acc, const float *x, size_t n);
     /* out[n] = alpha * x[n]; out may equal x. */
     void (*scale)(float *out, const float *x, float alpha, size_t n);
+    /* attention and attention_backward with dropout on the attention probabilities (training,
+     * transformers' attention_probs_dropout_prob): out = drop(P) V, drop(P) = what `dropout`
+     * with (p, seed) makes of the whole probs tensor [B,H,T,T]. probs still receives P before
+     * dropout (NULL-able in the forward; the backward needs it and rebuilds drop(P) from it and
+     * the seed, so nothing more is kept). Same scratch sizes; p in [0, 1), p = 0: no dropout. */
+    void (*attention_dropout)(float *out, int ld_out, const float *q, const float *k, const float *v, int ld, int B,
+                              int T, int H, int D, float *probs, float p, uint64_t seed, float *scratch);
+    void (*attention_dropout_backward)(float *dq, float *dk, float *dv, int ld, const float *dout, int ld_out,
+                                       const float *q, const float *k, const float *v, const float *probs, int B,
+                                       int T, int H, int D, float p, uint64_t seed, float *scratch);
     /* ---- bf16 compute (appended; see backends/cpu/bf16.h) ----
      * Operands rounded to bf16 (nearest even), products summed in fp32, fp32 out: equal to the
      * fp32 GEMM of the rounded inputs up to summation order, on every CPU.

@@ -148,7 +148,11 @@ done:
 static PyObject *op_attention(PyObject *s, PyObject *args) {
     PyObject *qo, *ko, *vo;
     int H;
-    if (!PyArg_ParseTuple(args, "OOOi", &qo, &ko, &vo, &H)) return NULL;
+    double p_drop = 0.0;
+    unsigned long long seed = 0;
+    if (!PyArg_ParseTuple(args, "OOOi|dK", &qo, &ko, &vo, &H, &p_drop, &seed)) return NULL;
+    if (!(p_drop >= 0.0 && p_drop < 1.0))
+        return PyErr_Format(PyExc_ValueError, "attention dropout probability must be in [0, 1), got %g", p_drop);
     PyArrayObject *q = vc_py_float_array(qo, "q", 3), *k = NULL, *v = NULL;
     PyObject *out = NULL, *probs = NULL, *res = NULL;
     float *scratch = NULL;
@@ -173,8 +177,8 @@ static PyObject *op_attention(PyObject *s, PyObject *args) {
     {
         float *o = PyArray_DATA((PyArrayObject *)out), *p = PyArray_DATA((PyArrayObject *)probs);
         const float *qi = PyArray_DATA(q), *ki = PyArray_DATA(k), *vi = PyArray_DATA(v);
-        Py_BEGIN_ALLOW_THREADS be()->attention(o, (int)C, qi, ki, vi, (int)C, (int)B, (int)T, H, (int)(C / H), p,
-                                               scratch);
+        Py_BEGIN_ALLOW_THREADS be()->attention_dropout(o, (int)C, qi, ki, vi, (int)C, (int)B, (int)T, H, (int)(C / H),
+                                                       p, (float)p_drop, (uint64_t)seed, scratch);
         Py_END_ALLOW_THREADS
     }
     res = Py_BuildValue("(OO)", out, probs);
@@ -399,7 +403,8 @@ static PyMethodDef methods[] = {
     {"op_softmax", op_softmax, METH_VARARGS, "softmax(x, scale=1) over the last dimension"},
     {"op_layernorm", op_layernorm, METH_VARARGS, "layernorm(x, weight, bias, eps) over the last dimension"},
     {"op_linear", op_linear, METH_VARARGS, "linear(x, weight[N,K], bias=None)"},
-    {"op_attention", op_attention, METH_VARARGS, "attention(q, k, v, num_heads) -> (out, probs)"},
+    {"op_attention", op_attention, METH_VARARGS,
+     "attention(q, k, v, num_heads, dropout_p=0.0, seed=0) -> (out, probs before dropout)"},
     {"op_patch_embed", op_patch_embed, METH_VARARGS, "patch_embed(px, weight, bias) -> (B, G, Cout)"},
     {"op_conv2d", op_conv2d, METH_VARARGS, "conv2d(x, w, bias, stride, padding, dilation, groups)"},
     {"op_layernorm2d", op_layernorm2d, METH_VARARGS, "channels-first layer norm of (B, C, H, W)"},

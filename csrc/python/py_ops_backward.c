@@ -257,7 +257,11 @@ done:
 static PyObject *op_attention_backward(PyObject *self, PyObject *args) {
     PyObject *qo, *ko, *vo, *po, *go;
     int H, B, T, C;
-    if (!PyArg_ParseTuple(args, "OOOOOi", &qo, &ko, &vo, &po, &go, &H)) return NULL;
+    double p_drop = 0.0;
+    unsigned long long seed = 0;
+    if (!PyArg_ParseTuple(args, "OOOOOi|dK", &qo, &ko, &vo, &po, &go, &H, &p_drop, &seed)) return NULL;
+    if (!(p_drop >= 0.0 && p_drop < 1.0))
+        return PyErr_Format(PyExc_ValueError, "attention dropout probability must be in [0, 1), got %g", p_drop);
     PyArrayObject *q = NULL, *k = NULL, *v = NULL, *p = NULL, *g = NULL, *dq = NULL, *dk = NULL, *dv = NULL;
     PyObject *res = NULL;
     float *scratch = NULL;
@@ -284,8 +288,8 @@ static PyObject *op_attention_backward(PyObject *self, PyObject *args) {
         float *pdq = PyArray_DATA(dq), *pdk = PyArray_DATA(dk), *pdv = PyArray_DATA(dv);
         const float *pq = PyArray_DATA(q), *pk = PyArray_DATA(k), *pv = PyArray_DATA(v), *pp = PyArray_DATA(p);
         const float *pg = PyArray_DATA(g);
-        Py_BEGIN_ALLOW_THREADS be()->attention_backward(pdq, pdk, pdv, C, pg, C, pq, pk, pv, pp, B, T, H, C / H,
-                                                        scratch);
+        Py_BEGIN_ALLOW_THREADS be()->attention_dropout_backward(pdq, pdk, pdv, C, pg, C, pq, pk, pv, pp, B, T, H,
+                                                                C / H, (float)p_drop, (uint64_t)seed, scratch);
         Py_END_ALLOW_THREADS
     }
     res = vc_grad_tuple(3, &dq, &dk, &dv);
@@ -528,7 +532,7 @@ static PyMethodDef methods[] = {
     {"op_activation_backward", op_activation_backward, METH_VARARGS, "activation_backward(x, dout, kind) -> dx"},
     {"op_softmax_backward", op_softmax_backward, METH_VARARGS, "softmax_backward(y, dy, scale) -> dx"},
     {"op_attention_backward", op_attention_backward, METH_VARARGS,
-     "attention_backward(q, k, v, probs, dout, num_heads) -> (dq, dk, dv)"},
+     "attention_backward(q, k, v, probs, dout, num_heads, dropout_p=0.0, seed=0) -> (dq, dk, dv)"},
     {"op_conv2d_backward", op_conv2d_backward, METH_VARARGS,
      "conv2d_backward(x, w, dout, has_bias, stride, padding, dilation, groups, need_dx, dw, db) -> (dx, dw, db)"},
     {"op_patch_embed_backward", op_patch_embed_backward, METH_VARARGS,

@@ -30,13 +30,13 @@ static PyObject *vit_bind_grad(PyObject *self, PyObject *args) {
 }
 
 /* vit_train_forward(model, px, labels|None, hidden_dropout, label_smoothing, seed, checkpointing,
- * bf16=False) -> (loss | None, logits [B, L]) */
+ * bf16=False, attention_dropout=0.0) -> (loss | None, logits [B, L]) */
 static PyObject *vit_train_forward(PyObject *self, PyObject *args) {
     PyObject *mo, *pxo, *lo;
-    double p, ls;
+    double p, ls, pa = 0.0;
     unsigned long long seed;
     int ckpt, bf16 = 0;
-    if (!PyArg_ParseTuple(args, "OOOddKp|p", &mo, &pxo, &lo, &p, &ls, &seed, &ckpt, &bf16)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOOddKp|pd", &mo, &pxo, &lo, &p, &ls, &seed, &ckpt, &bf16, &pa)) return NULL;
     vc_vit *m = vc_py_model_get(mo, "vit");
     if (!m) return NULL;
     const vc_vit_config *c = vc_vit_get_config(m);
@@ -52,7 +52,7 @@ static PyObject *vit_train_forward(PyObject *self, PyObject *args) {
     npy_intp dims[2] = {B, c->num_labels};
     if (!(logits = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT32))) goto done;
     {
-        vc_vit_train_opts o = {(float)p, (float)ls, (uint64_t)seed, ckpt, bf16};
+        vc_vit_train_opts o = {(float)p, (float)ls, (uint64_t)seed, ckpt, bf16, (float)pa};
         float loss = 0.f, *lp = PyArray_DATA(logits);
         const float *pd = PyArray_DATA(px);
         vc_status st;
@@ -90,7 +90,8 @@ static PyObject *vit_train_memory(PyObject *self, PyObject *mo) {
 static PyMethodDef methods[] = {
     {"vit_bind_grad", vit_bind_grad, METH_VARARGS, "vit_bind_grad(model, slot, float32 array | None)"},
     {"vit_train_forward", vit_train_forward, METH_VARARGS,
-     "vit_train_forward(model, px, labels, hidden_dropout, label_smoothing, seed, checkpointing, bf16=False) -> "
+     "vit_train_forward(model, px, labels, hidden_dropout, label_smoothing, seed, checkpointing, bf16=False, "
+     "attention_dropout=0.0) -> "
      "(loss, logits)"},
     {"vit_backward", vit_backward, METH_O, "vit_backward(model): accumulate parameter gradients (GIL released)"},
     {"vit_train_memory", vit_train_memory, METH_O, "bytes of training activation memory held by the model"},

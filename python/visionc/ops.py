@@ -51,9 +51,12 @@ def softmax(x, scale=1.0):
     return _C.op_softmax(x, scale)
 
 
-def attention(q, k, v, num_heads):
-    """Multi-head attention over q, k, v of shape (B, T, H*D): (out (B, T, H*D), probs (B, H, T, T))."""
-    return _C.op_attention(q, k, v, num_heads)
+def attention(q, k, v, num_heads, dropout_p=0.0, seed=0):
+    """Multi-head attention over q, k, v of shape (B, T, H*D): (out (B, T, H*D), probs (B, H, T, T)).
+
+    dropout_p > 0 (training): out = dropout(probs, dropout_p, seed) @ v per head, the mask being
+    the one `dropout` draws for the whole (B, H, T, T) tensor; probs are returned before dropout."""
+    return _C.op_attention(q, k, v, num_heads, float(dropout_p), int(seed))
 
 
 def patch_embed(pixel_values, weight, bias):
@@ -154,9 +157,10 @@ def softmax_backward(y, dy, scale=1.0):
     return _C.op_softmax_backward(y, dy, scale)
 
 
-def attention_backward(q, k, v, probs, dout, num_heads):
-    """(dq, dk, dv) of attention(q, k, v, num_heads), given the probs it returned."""
-    return _C.op_attention_backward(q, k, v, probs, dout, num_heads)
+def attention_backward(q, k, v, probs, dout, num_heads, dropout_p=0.0, seed=0):
+    """(dq, dk, dv) of attention(q, k, v, num_heads, dropout_p, seed), given the probs it returned
+    (the dropout mask is rebuilt from the seed)."""
+    return _C.op_attention_backward(q, k, v, probs, dout, num_heads, float(dropout_p), int(seed))
 
 
 def conv2d_backward(x, weight, dout, bias=True, stride=1, padding=0, dilation=1, groups=1, need_input_grad=True,

@@ -69,6 +69,8 @@ static const vc_backend cpu_backend = {
     .batchnorm_backward = cpu_batchnorm_backward,
     .add_into = cpu_add_into,
     .scale = cpu_scale,
+    .attention_dropout = cpu_attention_dropout,
+    .attention_dropout_backward = cpu_attention_dropout_backward,
     /* bf16 compute */
     .gemm_bf16 = cpu_gemm_bf16,
     .linear_bf16 = cpu_linear_bf16,

@@ -61,6 +61,10 @@ void cpu_concat_channels_backward(float *da, float *db, const float *dout, int C
 vc_status cpu_cross_entropy(float *loss, float *dlogits, const float *logits, const int64_t *labels, int M, int Ncls,
                             float label_smoothing, int64_t ignore_index);
 void cpu_dropout(float *out, const float *in, size_t n, float p, uint64_t seed);
+/* Elements first .. first + n - 1 of cpu_dropout's stream for `seed`, serially: out[i] is what
+ * cpu_dropout over the whole tensor writes at first + i. For kernels that drop slices of a
+ * tensor inside their own threads (attention probabilities). out may equal in. */
+void cpu_dropout_slice(float *out, const float *in, size_t n, float p, uint64_t seed, uint64_t first);
 void cpu_drop_path(float *out, const float *in, int B, size_t per_sample, float p, uint64_t seed);
 vc_status cpu_batchnorm_forward(float *out, float *save_mean, float *save_rstd, float *running_mean,
                                 float *running_var, const float *in, const float *gamma, const float *beta, int B,
@@ -71,5 +75,11 @@ void cpu_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float
 
 void cpu_add_into(float *acc, const float *x, size_t n);
 void cpu_scale(float *out, const float *x, float alpha, size_t n);
+
+void cpu_attention_dropout(float *out, int ld_out, const float *q, const float *k, const float *v, int ld, int B,
+                           int T, int H, int D, float *probs, float p, uint64_t seed, float *scratch);
+void cpu_attention_dropout_backward(float *dq, float *dk, float *dv, int ld, const float *dout, int ld_out,
+                                    const float *q, const float *k, const float *v, const float *probs, int B, int T,
+                                    int H, int D, float p, uint64_t seed, float *scratch);
 
 #endif

@@ -49,6 +49,17 @@ void cpu_dropout(float *out, const float *in, size_t n, float p, uint64_t seed) 
     for (size_t i = 0; i < n; i++) out[i] = keep_at(key, i, thresh) ? in[i] * scale : 0.f;
 }
 
+/* out[n] (may equal in), in[n]: elements first .. first + n - 1 of the stream; serial. */
+void cpu_dropout_slice(float *out, const float *in, size_t n, float p, uint64_t seed, uint64_t first) {
+    if (p <= 0.f) {
+        if (out != in) memcpy(out, in, n * sizeof(float));
+        return;
+    }
+    const uint64_t key = stream_key(seed), thresh = keep_threshold(p);
+    const float scale = p >= 1.f ? 0.f : 1.f / (1.f - p);
+    for (size_t i = 0; i < n; i++) out[i] = keep_at(key, first + i, thresh) ? in[i] * scale : 0.f;
+}
+
 /* out[B, per_sample] (may equal in), in[B, per_sample]; p in [0, 1]: whole samples are dropped. */
 void cpu_drop_path(float *out, const float *in, int B, size_t per_sample, float p, uint64_t seed) {
     if (p <= 0.f) {

@@ -35,7 +35,7 @@ class MobileViTConfig:
     qkv_bias: bool = True
     hidden_dropout_prob: float = 0.1            # training only: transformer attention and MLP outputs
     classifier_dropout_prob: float = 0.1        # training only: pooled features before the classifier
-    attention_probs_dropout_prob: float = 0.0   # training only (not supported above 0)
+    attention_probs_dropout_prob: float = 0.0   # training only: on the softmax probabilities
     initializer_range: float = 0.02             # std of a re-initialised classifier
     id2label: dict = field(default_factory=dict)
     model_type: str = "mobilevit"
@@ -122,18 +122,22 @@ class MobileViTModel(FeatureMapsMixin, PreTrainedModel):
 
     def _train_forward(self, px, labels, seed):
         cfg = self.config
-        if cfg.attention_probs_dropout_prob > 0:
-            raise NotImplementedError("training with attention_probs_dropout_prob > 0 is not supported; set "
-                                      "model.config.attention_probs_dropout_prob = 0.0")
         if not self._with_head:
             raise NotImplementedError("training needs MobileViTForImageClassification (a classifier head)")
         out = _C.mobilevit_train_forward(self._c, px, labels, float(cfg.hidden_dropout_prob),
                                          float(cfg.classifier_dropout_prob), float(self.label_smoothing), seed,
-                                         self._checkpointing)
+                                         self._checkpointing, float(cfg.attention_probs_dropout_prob))
         for name, buf in self._buffers.items():  # torch counts every train-mode forward
             if name.endswith("num_batches_tracked"):
                 buf += 1
         return out
+
+    def training_memory_for(self, batch: int, height: int, width: int, checkpointing: bool | None = None) -> int:
+        """Bytes of activation memory a training step on (batch, C, height, width) would hold
+        (what training_memory() reports after it), from the same planner, without running it.
+        checkpointing: None follows gradient_checkpointing_enable/disable."""
+        ckpt = self._checkpointing if checkpointing is None else bool(checkpointing)
+        return int(_C.mobilevit_train_memory_for(self._c, int(batch), int(height), int(width), ckpt))
 
     def _save_layout(self):
         state = {name: np.asarray(p) for name, p in self._params.items()}

@@ -25,8 +25,11 @@ accumulation (AVX512_BF16 when the CPU has it, else an exact emulation). Paramet
 classifier, the loss and all gradients are fp32. `set_precision("fp32")` (the default) goes back.
 Inference forwards are unaffected.
 
-Dropout masks come from a counter-based generator keyed by the model's seed (`model.seed(n)`)
-and a step counter, so a run is reproducible; they do not reproduce torch's masks.
+Dropout masks (hidden, classifier, attention probabilities from the config's
+attention_probs_dropout_prob: softmax -> dropout -> . V, as transformers) come from a
+counter-based generator keyed by the model's seed (`model.seed(n)`) and a step counter, so a
+run is reproducible; backward and checkpointing regenerate them instead of keeping them. They
+do not reproduce torch's masks.
 `model.label_smoothing` (default: config's label_smoothing if present, else 0.0) is used by
 the training loss, as torch's CrossEntropyLoss(label_smoothing=...).
 """
@@ -102,7 +105,9 @@ class TrainingMixin:
         return s
 
     def gradient_checkpointing_enable(self):
-        """Keep only each block's input in training forwards; backward recomputes the block."""
+        """Keep only each block's input in training forwards; backward recomputes the block
+        (MobileViT: the stem, each MV2 block, each MobileViT block body, conv_1x1_exp). Gradients
+        are bit-identical to a step without it; BatchNorm running statistics are updated once."""
         self._checkpointing = True
 
     def gradient_checkpointing_disable(self):

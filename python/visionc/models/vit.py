@@ -28,7 +28,7 @@ class ViTConfig:
     pooler_output_size: int | None = None
     pooler_act: str = "tanh"
     hidden_dropout_prob: float = 0.0           # training only: embeddings, attention and MLP outputs
-    attention_probs_dropout_prob: float = 0.0  # training only (not supported above 0 yet)
+    attention_probs_dropout_prob: float = 0.0  # training only: on the softmax probabilities
     initializer_range: float = 0.02            # std of a re-initialised classifier
     id2label: dict = field(default_factory=dict)
     model_type: str = "vit"
@@ -213,14 +213,11 @@ class ViTModel(PreTrainedModel):
     _precisions = ("fp32", "bf16")
 
     def _train_forward(self, px, labels, seed):
-        if self.config.attention_probs_dropout_prob > 0:
-            raise NotImplementedError("training with attention_probs_dropout_prob > 0 is not supported yet; set "
-                                      "model.config.attention_probs_dropout_prob = 0.0")
         if not self._with_head:
             raise NotImplementedError("training needs ViTForImageClassification (a classifier head)")
         return _C.vit_train_forward(self._c, px, labels, float(self.config.hidden_dropout_prob),
                                     float(self.label_smoothing), seed, self._checkpointing,
-                                    self._precision == "bf16")
+                                    self._precision == "bf16", float(self.config.attention_probs_dropout_prob))
 
     def _save_layout(self):
         state = {name: np.asarray(p) for name, p in self._params.items()}
