@@ -1,4 +1,4 @@
-/* 2-D convolution, NCHW, with three paths chosen per call:
+/* 2-D convolution, NCHW, with three paths chosen per call (conditions in conv_im2col.h):
  *   pointwise  1x1, stride 1, no padding, groups 1: one GEMM per image, out = W . x
  *   depthwise  groups == Cin == Cout, dilation 1: direct, per channel plane, on a zero-padded
  *              copy of the plane so the inner loop has no bounds checks and vectorises
@@ -12,6 +12,7 @@
 #endif
 
 #include "backends/cpu/blas.h"
+#include "backends/cpu/conv_im2col.h"
 #include "backends/cpu/cpu.h"
 #include "vc.h"
 
@@ -140,41 +141,12 @@ static void conv_depthwise(float *out, const float *in, const float *w, const fl
     }
 }
 
-/* ---- im2col ---- */
-
-/* cols[(c*kh + ky)*kw + kx, oy*Wo + ox] for channels c0 .. c0+Cg-1 of one image. */
-static void im2col(float *cols, const float *img, int Cg, int H, int W, int kh, int kw, int sh, int sw, int ph,
-                   int pw, int dh, int dw, int Ho, int Wo) {
-    const size_t HWo = (size_t)Ho * Wo;
-#pragma omp parallel for collapse(3) schedule(static) if ((size_t)Cg * kh * kw * HWo > VC_CHUNK) \
-    num_threads(vc_get_num_threads())
-    for (int c = 0; c < Cg; c++)
-        for (int ky = 0; ky < kh; ky++)
-            for (int kx = 0; kx < kw; kx++) {
-                float *dst = cols + (((size_t)c * kh + ky) * kw + kx) * HWo;
-                const float *plane = img + (size_t)c * H * W;
-                for (int oy = 0; oy < Ho; oy++) {
-                    const int y = oy * sh - ph + ky * dh;
-                    float *d = dst + (size_t)oy * Wo;
-                    if (y < 0 || y >= H) {
-                        memset(d, 0, sizeof(float) * Wo);
-                        continue;
-                    }
-                    const float *row = plane + (size_t)y * W;
-                    for (int ox = 0; ox < Wo; ox++) {
-                        const int x = ox * sw - pw + kx * dw;
-                        d[ox] = (x >= 0 && x < W) ? row[x] : 0.f;
-                    }
-                }
-            }
-}
-
 size_t cpu_conv2d_scratch(int B, int Ci, int H, int W, int Co, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
                           int dw, int groups) {
     const int Ho = vc_conv_out_size(H, kh, sh, ph, dh), Wo = vc_conv_out_size(W, kw, sw, pw, dw);
-    if (groups == Ci && Co == Ci && dh == 1 && dw == 1 && kh == kw && sh == sw && ph == pw)
+    if (vc_conv_is_depthwise(Ci, Co, groups, kh, kw, sh, sw, ph, pw, dh, dw))
         return (size_t)vc_get_num_threads() * (H + 2 * ph) * (W + 2 * pw);
-    if (kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && groups == 1) return 0;
+    if (vc_conv_is_pointwise(kh, kw, sh, sw, ph, pw, groups)) return 0;
     return (size_t)(Ci / groups) * kh * kw * Ho * Wo;
 }
 
@@ -182,11 +154,11 @@ void cpu_conv2d(float *out, const float *in, const float *w, const float *bias, 
                 int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups, float *scratch) {
     const int Ho = vc_conv_out_size(H, kh, sh, ph, dh), Wo = vc_conv_out_size(W, kw, sw, pw, dw);
     const size_t HWo = (size_t)Ho * Wo;
-    if (groups == Ci && Co == Ci && dh == 1 && dw == 1 && kh == kw && sh == sw && ph == pw) {
+    if (vc_conv_is_depthwise(Ci, Co, groups, kh, kw, sh, sw, ph, pw, dh, dw)) {
         conv_depthwise(out, in, w, bias, B, Ci, H, W, kh, sh, ph, Ho, Wo, scratch);
         return;
     }
-    if (kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && groups == 1) {
+    if (vc_conv_is_pointwise(kh, kw, sh, sw, ph, pw, groups)) {
         for (int b = 0; b < B; b++)
             gemm_nn_bias(Co, (int)HWo, Ci, w, Ci, in + (size_t)b * Ci * H * W, (int)HWo, 0.f, out + (size_t)b * Co * HWo,
                          (int)HWo, bias);
@@ -195,7 +167,7 @@ void cpu_conv2d(float *out, const float *in, const float *w, const float *bias, 
     const int Cg = Ci / groups, Cog = Co / groups, K = Cg * kh * kw;
     for (int b = 0; b < B; b++)
         for (int g = 0; g < groups; g++) {
-            im2col(scratch, in + ((size_t)b * Ci + (size_t)g * Cg) * H * W, Cg, H, W, kh, kw, sh, sw, ph, pw, dh, dw,
+            cpu_im2col(scratch, in + ((size_t)b * Ci + (size_t)g * Cg) * H * W, Cg, H, W, kh, kw, sh, sw, ph, pw, dh, dw,
                    Ho, Wo);
             gemm_nn_bias(Cog, (int)HWo, K, w + (size_t)g * Cog * K, K, scratch, (int)HWo, 0.f,
                          out + ((size_t)b * Co + (size_t)g * Cog) * HWo, (int)HWo, bias ? bias + (size_t)g * Cog : NULL);

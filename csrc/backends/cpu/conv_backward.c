@@ -1,5 +1,5 @@
 /* Backward of 2-D convolution (NCHW), one path per forward path of conv.c, chosen by the
- * same conditions:
+ * same conditions (conv_im2col.h):
  *   pointwise  per image: din = W^T dO (GEMM), dW += dO x^T (GEMM)
  *   depthwise  per channel plane, direct: dW[ky,kx] += sum dO * shifted x (on a zero-padded
  *              copy of x, as the forward), din by scattering w * dO into a padded plane
@@ -15,16 +15,10 @@
 #include <omp.h>
 #endif
 
+#include "backends/cpu/conv_im2col.h"
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/cpu_train.h"
 #include "vc.h"
-
-static int is_depthwise(int Ci, int Co, int groups, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw) {
-    return groups == Ci && Co == Ci && dh == 1 && dw == 1 && kh == kw && sh == sw && ph == pw;
-}
-static int is_pointwise(int kh, int kw, int sh, int sw, int ph, int pw, int groups) {
-    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && groups == 1;
-}
 
 /* ---- depthwise ---- */
 
@@ -174,70 +168,13 @@ static void depthwise_backward(float *din, float *dweight, const float *dout, co
     }
 }
 
-/* ---- im2col and its adjoint ---- */
-
-/* cols[(c*kh + ky)*kw + kx, oy*Wo + ox] = img[c, oy*sh - ph + ky*dh, ox*sw - pw + kx*dw] (0 outside);
- * img [Cg, H, W]. */
-static void im2col(float *cols, const float *img, int Cg, int H, int W, int kh, int kw, int sh, int sw, int ph,
-                   int pw, int dh, int dw, int Ho, int Wo) {
-    const size_t HWo = (size_t)Ho * Wo;
-#pragma omp parallel for collapse(3) schedule(static) if ((size_t)Cg * kh * kw * HWo > VC_CHUNK) \
-    num_threads(vc_get_num_threads())
-    for (int c = 0; c < Cg; c++)
-        for (int ky = 0; ky < kh; ky++)
-            for (int kx = 0; kx < kw; kx++) {
-                float *dst = cols + (((size_t)c * kh + ky) * kw + kx) * HWo;
-                const float *plane = img + (size_t)c * H * W;
-                for (int oy = 0; oy < Ho; oy++) {
-                    const int y = oy * sh - ph + ky * dh;
-                    float *d = dst + (size_t)oy * Wo;
-                    if (y < 0 || y >= H) {
-                        memset(d, 0, sizeof(float) * Wo);
-                        continue;
-                    }
-                    const float *row = plane + (size_t)y * W;
-                    for (int ox = 0; ox < Wo; ox++) {
-                        const int x = ox * sw - pw + kx * dw;
-                        d[ox] = (x >= 0 && x < W) ? row[x] : 0.f;
-                    }
-                }
-            }
-}
-
-/* img[Cg,H,W] = sum of cols over every window position that read each pixel (assign). One
- * channel per task: the (ky, kx) windows of a channel overlap, so they stay on one thread. */
-static void col2im(float *img, const float *cols, int Cg, int H, int W, int kh, int kw, int sh, int sw, int ph, int pw,
-                   int dh, int dw, int Ho, int Wo) {
-    const size_t HWo = (size_t)Ho * Wo;
-#pragma omp parallel for schedule(static) if ((size_t)Cg * kh * kw * HWo > VC_CHUNK) \
-    num_threads(vc_get_num_threads())
-    for (int c = 0; c < Cg; c++) {
-        float *plane = img + (size_t)c * H * W;
-        memset(plane, 0, sizeof(float) * H * W);
-        for (int ky = 0; ky < kh; ky++)
-            for (int kx = 0; kx < kw; kx++) {
-                const float *src = cols + (((size_t)c * kh + ky) * kw + kx) * HWo;
-                for (int oy = 0; oy < Ho; oy++) {
-                    const int y = oy * sh - ph + ky * dh;
-                    if (y < 0 || y >= H) continue;
-                    float *row = plane + (size_t)y * W;
-                    const float *s = src + (size_t)oy * Wo;
-                    for (int ox = 0; ox < Wo; ox++) {
-                        const int x = ox * sw - pw + kx * dw;
-                        if (x >= 0 && x < W) row[x] += s[ox];
-                    }
-                }
-            }
-    }
-}
-
 /* ---- entry points ---- */
 
 size_t cpu_conv2d_backward_scratch(int B, int Ci, int H, int W, int Co, int kh, int kw, int sh, int sw, int ph,
                                    int pw, int dh, int dw, int groups) {
-    if (is_depthwise(Ci, Co, groups, kh, kw, sh, sw, ph, pw, dh, dw))
+    if (vc_conv_is_depthwise(Ci, Co, groups, kh, kw, sh, sw, ph, pw, dh, dw))
         return (size_t)vc_get_num_threads() * dw_block(kh, H, W, ph);
-    if (is_pointwise(kh, kw, sh, sw, ph, pw, groups)) return 0;
+    if (vc_conv_is_pointwise(kh, kw, sh, sw, ph, pw, groups)) return 0;
     const int Ho = vc_conv_out_size(H, kh, sh, ph, dh), Wo = vc_conv_out_size(W, kw, sw, pw, dw);
     return (size_t)(Ci / groups) * kh * kw * Ho * Wo;
 }
@@ -251,11 +188,11 @@ void cpu_conv2d_backward(float *din, float *dweight, float *dbias, const float *
     const int Ho = vc_conv_out_size(H, kh, sh, ph, dh), Wo = vc_conv_out_size(W, kw, sw, pw, dw);
     const size_t HWo = (size_t)Ho * Wo, HW = (size_t)H * W;
     if (dbias) cpu_sum_planes_into(dbias, dout, B, Co, HWo);
-    if (is_depthwise(Ci, Co, groups, kh, kw, sh, sw, ph, pw, dh, dw)) {
+    if (vc_conv_is_depthwise(Ci, Co, groups, kh, kw, sh, sw, ph, pw, dh, dw)) {
         if (din || dweight) depthwise_backward(din, dweight, dout, in, w, B, Ci, H, W, kh, sh, ph, Ho, Wo, scratch);
         return;
     }
-    if (is_pointwise(kh, kw, sh, sw, ph, pw, groups)) {
+    if (vc_conv_is_pointwise(kh, kw, sh, sw, ph, pw, groups)) {
         for (int b = 0; b < B; b++) {
             const float *g = dout + (size_t)b * Co * HWo;
             if (din) cpu_gemm_tn(Ci, (int)HW, Co, w, Ci, g, (int)HW, 0.f, din + (size_t)b * Ci * HW, (int)HW);
@@ -269,12 +206,12 @@ void cpu_conv2d_backward(float *din, float *dweight, float *dbias, const float *
             const size_t xoff = ((size_t)b * Ci + (size_t)g * Cg) * HW;
             const float *go = dout + ((size_t)b * Co + (size_t)g * Cog) * HWo;
             if (dweight) {
-                im2col(scratch, in + xoff, Cg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo);
+                cpu_im2col(scratch, in + xoff, Cg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo);
                 cpu_gemm_nt(Cog, K, (int)HWo, go, (int)HWo, scratch, (int)HWo, 1.f, dweight + (size_t)g * Cog * K, K);
             }
             if (din) {
                 cpu_gemm_tn(K, (int)HWo, Cog, w + (size_t)g * Cog * K, K, go, (int)HWo, 0.f, scratch, (int)HWo);
-                col2im(din + xoff, scratch, Cg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo);
+                cpu_col2im(din + xoff, scratch, Cg, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo);
             }
         }
 }
