@@ -199,6 +199,15 @@ typedef struct vc_backend {
                         int accumulate);
     void (*linear_backward_bf16)(float *din, float *dw, float *db, const float *dout, const float *in,
                                  const float *w, int M, int N, int K);
+    /* conv2d and conv2d_backward (same contracts; scratch from conv2d_scratch and
+     * conv2d_backward_scratch) with bf16 GEMMs for the pointwise and im2col paths, fp32 bias and
+     * bias gradient; per-channel convs (groups == Ci > 1, depthwise) run in fp32: no GEMM there. */
+    void (*conv2d_bf16)(float *out, const float *in, const float *w, const float *bias, int B, int Ci, int H, int W,
+                        int Co, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
+                        float *scratch);
+    void (*conv2d_backward_bf16)(float *din, float *dweight, float *dbias, const float *dout, const float *in,
+                                 const float *w, int B, int Ci, int H, int W, int Co, int kh, int kw, int sh, int sw,
+                                 int ph, int pw, int dh, int dw, int groups, float *scratch);
     /* ---- autoregressive decoders (GPT-2) ---- */
     /* out[M,N] (+)= in[M,K] . w[K,N] + bias[N]: weights stored [in, out] (GPT-2's Conv1D), used
      * in the checkpoint's layout. bias may be NULL. */

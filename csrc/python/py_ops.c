@@ -235,11 +235,13 @@ done:
     return res;
 }
 
-/* conv2d(x [B,Ci,H,W], w [Co, Ci/groups, kh, kw], bias or None, stride(2), padding(2), dilation(2), groups) */
+/* conv2d(x [B,Ci,H,W], w [Co, Ci/groups, kh, kw], bias or None, stride(2), padding(2), dilation(2), groups,
+ * bf16=False); bf16: the mixed-precision kernel (bf16 GEMMs, fp32 accumulation) */
 static PyObject *op_conv2d(PyObject *s, PyObject *args) {
     PyObject *xo, *wo, *bo;
-    int sh, sw, ph, pw, dh, dw, groups;
-    if (!PyArg_ParseTuple(args, "OOO(ii)(ii)(ii)i", &xo, &wo, &bo, &sh, &sw, &ph, &pw, &dh, &dw, &groups)) return NULL;
+    int sh, sw, ph, pw, dh, dw, groups, bf16 = 0;
+    if (!PyArg_ParseTuple(args, "OOO(ii)(ii)(ii)i|p", &xo, &wo, &bo, &sh, &sw, &ph, &pw, &dh, &dw, &groups, &bf16))
+        return NULL;
     PyArrayObject *x = vc_py_float_array(xo, "x", 4), *w = NULL, *b = NULL;
     PyObject *res = NULL;
     float *scratch = NULL;
@@ -270,8 +272,10 @@ static PyObject *op_conv2d(PyObject *s, PyObject *args) {
     {
         float *o = PyArray_DATA((PyArrayObject *)res);
         const float *xi = PyArray_DATA(x), *wi = PyArray_DATA(w), *bi = b ? PyArray_DATA(b) : NULL;
-        Py_BEGIN_ALLOW_THREADS be()->conv2d(o, xi, wi, bi, (int)B, (int)Ci, (int)H, (int)W, (int)Co, (int)kh, (int)kw,
-                                            sh, sw, ph, pw, dh, dw, groups, scratch);
+        void (*conv)(float *, const float *, const float *, const float *, int, int, int, int, int, int, int, int,
+                     int, int, int, int, int, int, float *) = bf16 ? be()->conv2d_bf16 : be()->conv2d;
+        Py_BEGIN_ALLOW_THREADS conv(o, xi, wi, bi, (int)B, (int)Ci, (int)H, (int)W, (int)Co, (int)kh, (int)kw, sh, sw,
+                                    ph, pw, dh, dw, groups, scratch);
         Py_END_ALLOW_THREADS
     }
 done:
@@ -406,7 +410,7 @@ static PyMethodDef methods[] = {
     {"op_attention", op_attention, METH_VARARGS,
      "attention(q, k, v, num_heads, dropout_p=0.0, seed=0) -> (out, probs before dropout)"},
     {"op_patch_embed", op_patch_embed, METH_VARARGS, "patch_embed(px, weight, bias) -> (B, G, Cout)"},
-    {"op_conv2d", op_conv2d, METH_VARARGS, "conv2d(x, w, bias, stride, padding, dilation, groups)"},
+    {"op_conv2d", op_conv2d, METH_VARARGS, "conv2d(x, w, bias, stride, padding, dilation, groups, bf16=False)"},
     {"op_layernorm2d", op_layernorm2d, METH_VARARGS, "channels-first layer norm of (B, C, H, W)"},
     {"op_global_avg_pool", op_global_avg_pool, METH_O, "(B, C, H, W) -> (B, C)"},
     {"op_resize_bilinear", op_resize_bilinear, METH_VARARGS, "bilinear resize, align_corners=False"},

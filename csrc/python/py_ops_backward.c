@@ -306,12 +306,13 @@ done:
     return res;
 }
 
-/* conv2d_backward(x, w, dout, has_bias, stride(2), padding(2), dilation(2), groups, need_dx, dw, db) */
+/* conv2d_backward(x, w, dout, has_bias, stride(2), padding(2), dilation(2), groups, need_dx, dw, db, bf16=False);
+ * bf16: the mixed-precision kernel (bf16 GEMMs, fp32 accumulation) */
 static PyObject *op_conv2d_backward(PyObject *self, PyObject *args) {
     PyObject *xo, *wo, *go, *dwo, *dbo;
-    int has_bias, sh, sw, ph, pw, dh, dw_, groups, need_dx;
-    if (!PyArg_ParseTuple(args, "OOOp(ii)(ii)(ii)ipOO", &xo, &wo, &go, &has_bias, &sh, &sw, &ph, &pw, &dh, &dw_,
-                          &groups, &need_dx, &dwo, &dbo))
+    int has_bias, sh, sw, ph, pw, dh, dw_, groups, need_dx, bf16 = 0;
+    if (!PyArg_ParseTuple(args, "OOOp(ii)(ii)(ii)ipOO|p", &xo, &wo, &go, &has_bias, &sh, &sw, &ph, &pw, &dh, &dw_,
+                          &groups, &need_dx, &dwo, &dbo, &bf16))
         return NULL;
     PyArrayObject *x = NULL, *w = NULL, *g = NULL, *dx = NULL, *dw = NULL, *db = NULL;
     PyObject *res = NULL;
@@ -348,8 +349,11 @@ static PyObject *op_conv2d_backward(PyObject *self, PyObject *args) {
     {
         float *pdx = dx ? PyArray_DATA(dx) : NULL, *pdw = PyArray_DATA(dw), *pdb = db ? PyArray_DATA(db) : NULL;
         const float *pg = PyArray_DATA(g), *px = PyArray_DATA(x), *pw_ = PyArray_DATA(w);
-        Py_BEGIN_ALLOW_THREADS be()->conv2d_backward(pdx, pdw, pdb, pg, px, pw_, B, Ci, H, W, Co, kh, kw, sh, sw, ph,
-                                                     pw, dh, dw_, groups, scratch);
+        void (*conv_bw)(float *, float *, float *, const float *, const float *, const float *, int, int, int, int,
+                        int, int, int, int, int, int, int, int, int, int, float *) =
+            bf16 ? be()->conv2d_backward_bf16 : be()->conv2d_backward;
+        Py_BEGIN_ALLOW_THREADS conv_bw(pdx, pdw, pdb, pg, px, pw_, B, Ci, H, W, Co, kh, kw, sh, sw, ph, pw, dh, dw_,
+                                       groups, scratch);
         Py_END_ALLOW_THREADS
     }
     res = vc_grad_tuple(3, &dx, &dw, &db);
@@ -534,7 +538,8 @@ static PyMethodDef methods[] = {
     {"op_attention_backward", op_attention_backward, METH_VARARGS,
      "attention_backward(q, k, v, probs, dout, num_heads, dropout_p=0.0, seed=0) -> (dq, dk, dv)"},
     {"op_conv2d_backward", op_conv2d_backward, METH_VARARGS,
-     "conv2d_backward(x, w, dout, has_bias, stride, padding, dilation, groups, need_dx, dw, db) -> (dx, dw, db)"},
+     "conv2d_backward(x, w, dout, has_bias, stride, padding, dilation, groups, need_dx, dw, db, bf16=False) -> "
+     "(dx, dw, db)"},
     {"op_patch_embed_backward", op_patch_embed_backward, METH_VARARGS,
      "patch_embed_backward(px, w, dout, need_dx, dw, db) -> (dpx, dw, db)"},
     {"op_global_avg_pool_backward", op_global_avg_pool_backward, METH_VARARGS,

@@ -68,9 +68,21 @@ def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """torch.nn.functional.conv2d semantics on NCHW float32 arrays (zero padding)."""
-    return _C.op_conv2d(x, weight, bias, _pair(stride), _pair(padding), _pair(dilation), groups)
+def _bf16_flag(dtype):
+    if dtype in ("fp32", "float32"):
+        return False
+    if dtype in ("bf16", "bfloat16"):
+        return True
+    raise ValueError(f"dtype must be 'fp32' or 'bf16', got {dtype!r}")
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, dtype="fp32"):
+    """torch.nn.functional.conv2d semantics on NCHW float32 arrays (zero padding).
+
+    dtype="bf16": the mixed-precision kernel of bf16 training: x and weight rounded to bfloat16
+    inside the GEMM, fp32 sums, fp32 bias and result. Per-channel convs (groups == channels > 1,
+    depthwise) have no GEMM and compute in fp32 either way."""
+    return _C.op_conv2d(x, weight, bias, _pair(stride), _pair(padding), _pair(dilation), groups, _bf16_flag(dtype))
 
 
 def layer_norm_2d(x, weight, bias, eps=1e-6):
@@ -164,10 +176,13 @@ def attention_backward(q, k, v, probs, dout, num_heads, dropout_p=0.0, seed=0):
 
 
 def conv2d_backward(x, weight, dout, bias=True, stride=1, padding=0, dilation=1, groups=1, need_input_grad=True,
-                    dw=None, db=None):
-    """(dx, dw, db) of conv2d(x, weight, bias, stride, padding, dilation, groups)."""
+                    dw=None, db=None, dtype="fp32"):
+    """(dx, dw, db) of conv2d(x, weight, bias, stride, padding, dilation, groups).
+
+    dtype="bf16": dx and dw from GEMMs of bf16-rounded dout, weight and x with fp32 sums; db is
+    the fp32 sum of dout; per-channel convs stay fp32 (see conv2d)."""
     return _C.op_conv2d_backward(x, weight, dout, bias, _pair(stride), _pair(padding), _pair(dilation), groups,
-                                 need_input_grad, dw, db)
+                                 need_input_grad, dw, db, _bf16_flag(dtype))
 
 
 def patch_embed_backward(pixel_values, weight, dout, need_input_grad=True, dw=None, db=None):

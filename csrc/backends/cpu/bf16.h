@@ -55,4 +55,13 @@ void cpu_linear_bf16(float *out, const float *in, const float *w, const float *b
 void cpu_linear_backward_bf16(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                               int M, int N, int K);
 
+/* conv2d and its backward (contracts and scratch sizes of cpu_conv2d / cpu_conv2d_backward)
+ * with bf16 GEMMs; per-channel convs (depthwise) run the fp32 kernels. See conv_bf16.c. */
+void cpu_conv2d_bf16(float *out, const float *in, const float *w, const float *bias, int B, int Ci, int H, int W,
+                     int Co, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
+                     float *scratch);
+void cpu_conv2d_backward_bf16(float *din, float *dweight, float *dbias, const float *dout, const float *in,
+                              const float *w, int B, int Ci, int H, int W, int Co, int kh, int kw, int sh, int sw,
+                              int ph, int pw, int dh, int dw, int groups, float *scratch);
+
 #endif
