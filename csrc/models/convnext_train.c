@@ -6,7 +6,9 @@
  * block) reads maps[u] and writes maps[u + 1]; the head pools the last map.
  *   block:  out = x + drop_path(gamma * fc2(gelu(fc1(LN2d(dwconv(x))))))
  * Kept per block: dwconv output, norm stats and output, fc1 pre-activation, fc2 output (the
- * gamma gradient needs it); with checkpointing one shared set, refilled in backward. */
+ * gamma gradient needs it); with checkpointing one shared set, refilled in backward.
+ * Mixed precision (opts.bf16) swaps the conv kernels for their bf16-GEMM versions (train_kernels);
+ * the plan, the saved tensors and every other kernel are the same as in fp32. */
 #include "models/convnext_train.h"
 
 #include <pthread.h>
@@ -182,10 +184,9 @@ static vc_status prepare(vc_convnext *m, int B, int H, int W, int ckpt) {
 static uint64_t unit_seed(uint64_t seed, int u) { return seed + (uint64_t)(u + 1) * 0x632be59bd9b4e019ULL; }
 
 /* One block forward: out = x + drop_path(gamma * fc2(gelu(fc1(LN(dw(x)))))). */
-static void block_forward(const vc_convnext *m, const vc_convnext_train *t, const cnx_unit *x, const cnx_block *k,
-                          const float *in, float *out, const cnx_saved *s, uint64_t seed) {
+static void block_forward(const vc_convnext *m, const vc_backend *be, const vc_convnext_train *t, const cnx_unit *x,
+                          const cnx_block *k, const float *in, float *out, const cnx_saved *s, uint64_t seed) {
     const vc_convnext_config *c = &m->cfg;
-    const vc_backend *be = m->be;
     const int B = t->B, C = x->C, E = c->mlp_ratio * C, h = x->h, w = x->w, K = c->kernel_size;
     const size_t HW = (size_t)h * w, n = (size_t)B * C * HW;
     be->conv2d(s->dw, in, k->dw_w, k->dw_b, B, C, h, w, C, K, K, 1, 1, K / 2, K / 2, 1, 1, C, t->scratch);
@@ -204,10 +205,10 @@ static void block_forward(const vc_convnext *m, const vc_convnext_train *t, cons
 }
 
 /* gx: d out on entry, d in on return (when need_dx). */
-static void block_backward(const vc_convnext *m, vc_convnext_train *t, const cnx_unit *x, const cnx_block *k,
-                           const cnx_block *g, const float *in, const cnx_saved *s, uint64_t seed, int need_dx) {
+static void block_backward(const vc_convnext *m, const vc_backend *be, vc_convnext_train *t, const cnx_unit *x,
+                           const cnx_block *k, const cnx_block *g, const float *in, const cnx_saved *s, uint64_t seed,
+                           int need_dx) {
     const vc_convnext_config *c = &m->cfg;
-    const vc_backend *be = m->be;
     const int B = t->B, C = x->C, E = c->mlp_ratio * C, h = x->h, w = x->w, K = c->kernel_size;
     const size_t HW = (size_t)h * w, n = (size_t)B * C * HW;
     const float *dt = t->gx;
@@ -240,10 +241,25 @@ static int unit_trainable(const vc_convnext *m, const cnx_unit *x) {
     return block_trainable(&s->blocks[x->block]);
 }
 
+/* The kernel table a training step runs on: the model's, or a copy (on the caller's stack;
+ * nothing shared is modified) whose convs use bf16 GEMMs. The classifier keeps the fp32 linear,
+ * as ViT's does: it is one [B, C] x [C, L] product, too small to gain from bf16, and the logits
+ * feed the loss directly. */
+static const vc_backend *train_kernels(const vc_backend *be, int bf16, vc_backend *copy) {
+    if (!bf16) return be;
+    *copy = *be;
+    copy->conv2d = be->conv2d_bf16;
+    copy->conv2d_backward = be->conv2d_backward_bf16;
+    return copy;
+}
+
 static vc_status forward_locked(vc_convnext *m, vc_convnext_train *t, const float *px, int B, int H, int W,
                                 const int64_t *labels, const vc_convnext_train_opts *o, float *loss, float *logits) {
     const vc_convnext_config *c = &m->cfg;
-    const vc_backend *be = m->be;
+    if (o->bf16 && (!m->be->conv2d_bf16 || !m->be->conv2d_backward_bf16))
+        return vc_fail(VC_ERR_ARG, "the %s backend has no bf16 kernels (use fp32 precision)", m->be->name);
+    vc_backend mixed;
+    const vc_backend *be = train_kernels(m->be, o->bf16, &mixed);
     if (c->num_labels <= 0) return vc_fail(VC_ERR_ARG, "training needs a classifier head (num_labels > 0)");
     if (!(o->drop_path_rate >= 0.f && o->drop_path_rate < 1.f))
         return vc_fail(VC_ERR_ARG, "drop_path_rate must be in [0, 1), got %g", (double)o->drop_path_rate);
@@ -280,7 +296,7 @@ static vc_status forward_locked(vc_convnext *m, vc_convnext_train *t, const floa
             be->conv2d(t->maps[u + 1], x->ds_ln, s->ds_w, s->ds_b, B, x->Cin, h, w, x->C, 2, 2, 2, 2, 0, 0, 1, 1, 1,
                        t->scratch);
         } else {
-            block_forward(m, t, x, &s->blocks[x->block], t->maps[u], t->maps[u + 1],
+            block_forward(m, be, t, x, &s->blocks[x->block], t->maps[u], t->maps[u + 1],
                           &t->saved[o->checkpointing ? 0 : u - x->stage],
                           unit_seed(o->seed, u));
         }
@@ -315,7 +331,8 @@ vc_status vc_convnext_train_forward(vc_convnext *m, const float *px, int B, int 
 
 static void backward_locked(vc_convnext *m, vc_convnext_train *t) {
     const vc_convnext_config *c = &m->cfg;
-    const vc_backend *be = m->be;
+    vc_backend mixed;
+    const vc_backend *be = train_kernels(m->be, t->opts.bf16, &mixed); /* the kept forward's precision */
     const cnx_weights *w = &m->w, *g = &m->g;
     const int B = t->B, CL = c->dims[c->num_stages - 1], P = c->stem_patch;
     const int stem_tr = g->stem_w || g->stem_b || g->stem_norm_w || g->stem_norm_b;
@@ -349,8 +366,8 @@ static void backward_locked(vc_convnext *m, vc_convnext_train *t) {
         const int si = t->ckpt ? 0 : u - x->stage;
         const cnx_block *k = &w->stages[x->stage].blocks[x->block];
         if (t->ckpt) /* recompute into the shared saves; the output goes to gc (unused here) */
-            block_forward(m, t, x, k, t->maps[u], t->gc, &t->saved[0], unit_seed(t->opts.seed, u));
-        block_backward(m, t, x, k, &g->stages[x->stage].blocks[x->block], t->maps[u], &t->saved[si],
+            block_forward(m, be, t, x, k, t->maps[u], t->gc, &t->saved[0], unit_seed(t->opts.seed, u));
+        block_backward(m, be, t, x, k, &g->stages[x->stage].blocks[x->block], t->maps[u], &t->saved[si],
                        unit_seed(t->opts.seed, u), u > lowest);
     }
     if (lowest >= 0) return;

@@ -16,6 +16,10 @@ typedef struct {
     float label_smoothing; /* cross-entropy, as torch */
     uint64_t seed;         /* dropout masks of this step (regenerated in backward) */
     int checkpointing;     /* keep only each layer's input; recompute the layer in backward */
+    int bf16;              /* mixed precision: the GEMM-shaped convs (stem, downsamples, the blocks'
+                            * pointwise fc1/fc2) run bf16 GEMMs with fp32 accumulation, forward and
+                            * backward; weights (the master copy), activations, depthwise convs,
+                            * norms, GELU, the classifier, the loss and all gradients stay fp32 */
 } vc_convnext_train_opts;
 
 typedef struct vc_convnext_train vc_convnext_train;

@@ -29,14 +29,14 @@ static PyObject *convnext_bind_grad(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* convnext_train_forward(model, px, labels|None, drop_path_rate, label_smoothing, seed, checkpointing)
- * -> (loss | None, logits [B, L]) */
+/* convnext_train_forward(model, px, labels|None, drop_path_rate, label_smoothing, seed, checkpointing,
+ * bf16=False) -> (loss | None, logits [B, L]) */
 static PyObject *convnext_train_forward(PyObject *self, PyObject *args) {
     PyObject *mo, *pxo, *lo;
     double p, ls;
     unsigned long long seed;
-    int ckpt;
-    if (!PyArg_ParseTuple(args, "OOOddKp", &mo, &pxo, &lo, &p, &ls, &seed, &ckpt)) return NULL;
+    int ckpt, bf16 = 0;
+    if (!PyArg_ParseTuple(args, "OOOddKp|p", &mo, &pxo, &lo, &p, &ls, &seed, &ckpt, &bf16)) return NULL;
     vc_convnext *m = vc_py_model_get(mo, "convnext");
     if (!m) return NULL;
     const vc_convnext_config *c = vc_convnext_get_config(m);
@@ -52,7 +52,7 @@ static PyObject *convnext_train_forward(PyObject *self, PyObject *args) {
     npy_intp dims[2] = {B, c->num_labels};
     if (!(logits = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT32))) goto done;
     {
-        vc_convnext_train_opts o = {(float)p, (float)ls, (uint64_t)seed, ckpt};
+        vc_convnext_train_opts o = {(float)p, (float)ls, (uint64_t)seed, ckpt, bf16};
         float loss = 0.f, *lp = PyArray_DATA(logits);
         const float *pd = PyArray_DATA(px);
         vc_status st;
@@ -90,7 +90,8 @@ static PyObject *convnext_train_memory(PyObject *self, PyObject *mo) {
 static PyMethodDef methods[] = {
     {"convnext_bind_grad", convnext_bind_grad, METH_VARARGS, "convnext_bind_grad(model, slot, float32 array | None)"},
     {"convnext_train_forward", convnext_train_forward, METH_VARARGS,
-     "convnext_train_forward(model, px, labels, drop_path_rate, label_smoothing, seed, checkpointing) -> (loss, logits)"},
+     "convnext_train_forward(model, px, labels, drop_path_rate, label_smoothing, seed, checkpointing, bf16=False) -> "
+     "(loss, logits)"},
     {"convnext_backward", convnext_backward, METH_O, "convnext_backward(model): accumulate parameter gradients (GIL released)"},
     {"convnext_train_memory", convnext_train_memory, METH_O, "bytes of training activation memory held by the model"},
     {NULL, NULL, 0, NULL},

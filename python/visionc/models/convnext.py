@@ -156,6 +156,7 @@ class ConvNextModel(FeatureMapsMixin, PreTrainedModel):
     # Training -------------------------------------------------------------------------
     _family = "convnext"
     _head_prefixes = ("head.fc.",)
+    _precisions = ("fp32", "bf16")
 
     def _checkpoint_name(self, name: str) -> str:
         if self.source_format == "transformers":  # only reached for a head the checkpoint lacks
@@ -166,7 +167,8 @@ class ConvNextModel(FeatureMapsMixin, PreTrainedModel):
         if not self._with_head:
             raise NotImplementedError("training needs ConvNextForImageClassification (a classifier head)")
         return _C.convnext_train_forward(self._c, px, labels, float(self.config.drop_path_rate),
-                                         float(self.label_smoothing), seed, self._checkpointing)
+                                         float(self.label_smoothing), seed, self._checkpointing,
+                                         self._precision == "bf16")
 
     def _save_layout(self):
         state = {name: np.asarray(p) for name, p in self._params.items()}

@@ -18,12 +18,13 @@ some block is frozen, backward stops at that block.
 Training is one step at a time per model: the kept activations belong to the model (the C
 core refuses a second concurrent training call). Inference calls may run concurrently.
 
-Mixed precision (ViT): `model.set_precision("bf16")` makes training forwards and backwards run
-the encoder layers' linear layers (QKV, attention output, MLP) as bf16 GEMMs with fp32
-accumulation (AVX512_BF16 when the CPU has it, else an exact emulation). Parameters stay fp32
-(the optimizer's master copy); layer norms, softmax, GELU, residuals, the patch embedding, the
-classifier, the loss and all gradients are fp32. `set_precision("fp32")` (the default) goes back.
-Inference forwards are unaffected.
+Mixed precision (ViT, ConvNeXt): `model.set_precision("bf16")` makes training forwards and
+backwards run the big GEMMs as bf16 GEMMs with fp32 accumulation (AVX512_BF16 when the CPU has
+it, else an exact emulation): for ViT the encoder layers' linear layers (QKV, attention output,
+MLP); for ConvNeXt the stem, the downsampling convs and the blocks' pointwise convs (fc1, fc2).
+Parameters stay fp32 (the optimizer's master copy); layer norms, softmax, GELU, residuals, the
+depthwise convs, ViT's patch embedding, the classifier, the loss and all gradients are fp32.
+`set_precision("fp32")` (the default) goes back. Inference forwards are unaffected.
 
 Dropout masks (hidden, classifier, attention probabilities from the config's
 attention_probs_dropout_prob: softmax -> dropout -> . V, as transformers) come from a
@@ -80,8 +81,9 @@ class TrainingMixin:
         return self.train(False)
 
     def set_precision(self, precision: str):
-        """"fp32" (default) or "bf16": bf16 GEMMs with fp32 accumulation for the linear layers of
-        training forwards/backwards, fp32 master weights and everything else fp32."""
+        """"fp32" (default) or "bf16": bf16 GEMMs with fp32 accumulation for the GEMM-shaped layers
+        of training forwards/backwards (families listing "bf16" in `_precisions`), fp32 master
+        weights and everything else fp32."""
         p = {"float32": "fp32", "bfloat16": "bf16"}.get(precision, precision)
         if p not in self._precisions:
             raise ValueError(f"precision must be one of {self._precisions} for {type(self).__name__}, "
