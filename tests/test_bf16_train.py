@@ -22,6 +22,7 @@ import torch
 import transformers
 
 import visionc
+from bf16_helpers import BF16Linear
 from train_helpers import compare_grads, vit_ckpt_name
 
 torch.set_num_threads(2)
@@ -45,32 +46,13 @@ def _batch(seed=0, n=B):
     return rng.randn(n, 3, 32, 32).astype(np.float32), rng.randint(0, CFG["num_labels"], n).astype(np.int64)
 
 
-def _r(t):
-    return t.bfloat16().float()
-
-
-class _BF16Linear(torch.autograd.Function):
-    """visionc's bf16 linear in torch: rounded inputs, fp32 sums; fp32 bias and outputs."""
-
-    @staticmethod
-    def forward(ctx, x, w, b):
-        ctx.save_for_backward(x, w)
-        return _r(x) @ _r(w).T + b
-
-    @staticmethod
-    def backward(ctx, g):
-        x, w = ctx.saved_tensors
-        g2, x2 = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1])
-        return _r(g) @ _r(w), _r(g2).T @ _r(x2), g2.sum(0)
-
-
 class _Emu(torch.nn.Module):
     def __init__(self, lin):
         super().__init__()
         self.lin = lin
 
     def forward(self, x):
-        return _BF16Linear.apply(x, self.lin.weight, self.lin.bias)
+        return BF16Linear.apply(x, self.lin.weight, self.lin.bias)
 
 
 def _emulated(ref):

@@ -12,7 +12,7 @@ import visionc
 from visionc.models.convnext import hf_to_timm
 from helpers import assert_close
 from tolerances import LOGITS_ATOL
-from train_helpers import LOSS_RTOL, STEP_LOSS_RTOL, compare_grads
+from train_helpers import LOSS_RTOL, STEP_LOSS_RTOL, compare_grads, convnext_ref
 
 torch.set_num_threads(2)
 
@@ -22,13 +22,7 @@ B = 3
 
 
 def _ref(seed=0, **over):
-    torch.manual_seed(seed)
-    ref = transformers.ConvNextForImageClassification(transformers.ConvNextConfig(**dict(CFG, **over)))
-    with torch.no_grad():  # layer scale starts at 1e-6: make the blocks matter
-        for n, p in ref.named_parameters():
-            if n.endswith("layer_scale_parameter"):
-                p.uniform_(0.5, 1.5)
-    return ref
+    return convnext_ref(dict(CFG, **over), seed)
 
 
 def _batch(seed=0, n=B):

@@ -25,6 +25,20 @@ _TF5 = [
 ]
 
 
+def convnext_ref(cfg: dict, seed: int = 0):
+    """A random-init transformers ConvNeXt classifier whose layer scales are drawn from
+    U(0.5, 1.5): they start at 1e-6, which would make the blocks (and their gradients) vanish."""
+    import torch
+    import transformers
+    torch.manual_seed(seed)
+    ref = transformers.ConvNextForImageClassification(transformers.ConvNextConfig(**cfg))
+    with torch.no_grad():
+        for n, p in ref.named_parameters():
+            if n.endswith("layer_scale_parameter"):
+                p.uniform_(0.5, 1.5)
+    return ref
+
+
 def vit_ckpt_name(name: str) -> str:
     """transformers 5 in-memory ViT names -> the names its checkpoints (and visionc) use."""
     for pat, rep in _TF5:
