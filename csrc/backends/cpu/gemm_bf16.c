@@ -32,35 +32,61 @@ static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 /* Packing writes panels of R rows of op(src), op(src)[r,k] = trans ? src[k*ld + r] : src[r*ld + k],
  * k-pair interleaved as above: panel p, pair kp, row r at dst[(p*KP + kp)*R + r]. Rows past
  * `rows` and k = K (odd K) are zero, so the kernel needs no edge cases in k and the padded
- * rows/columns of a tile are simply not stored. */
+ * rows/columns of a tile are simply not stored.
+ * Rounding is vcvtne(2)ps2bf16: nearest even like vc_bf16_bits, 16 or 32 values an instruction
+ * (the scalar rounding cost as much as the multiplies on conv shapes, where M or N is small
+ * against K). It reads fp32 denormals as zero; rounded one by one they became bf16 denormals,
+ * which vdpbf16ps reads as zero anyway (bf16.h); only values within 2^-134 under 2^-126, that
+ * round up to the smallest normal, differ. A NaN stays a NaN (its payload may differ). */
 
-/* op(src) rows are src rows (contiguous in k): one panel, each source row read once. */
-static void pack_panel_rows(uint32_t *dst, const float *src, size_t ld, int r0, int nrows, int R, int K) {
+/* Lane mask of the first n (clamped to 0..16) lanes. */
+static inline __mmask16 first_lanes(int n) {
+    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+/* op(src) rows are src rows (contiguous in k): one panel, each source row read once. 32
+ * consecutive floats rounded in order ARE 16 k-pair words (low half = even k), so a row is
+ * converted 16 pairs at a time and the words are stored down the panel (stride R). */
+__attribute__((target(BF16_TARGET))) static void pack_panel_rows(uint32_t *dst, const float *src, size_t ld, int r0,
+                                                                 int nrows, int R, int K) {
     const int KP = (K + 1) / 2;
+    uint32_t words[16];
     for (int r = 0; r < R; r++) {
         if (r >= nrows) {
             for (int kp = 0; kp < KP; kp++) dst[(size_t)kp * R + r] = 0;
             continue;
         }
         const float *row = src + (size_t)(r0 + r) * ld;
-        for (int kp = 0; kp < K / 2; kp++)
-            dst[(size_t)kp * R + r] = vc_bf16_bits(row[2 * kp]) | (uint32_t)vc_bf16_bits(row[2 * kp + 1]) << 16;
-        if (K & 1) dst[(size_t)(KP - 1) * R + r] = vc_bf16_bits(row[K - 1]);
+        for (int kp0 = 0; kp0 < KP; kp0 += 16) {
+            const int nf = K - 2 * kp0; /* floats left in the row; k = K reads as zero */
+            const __m512 lo = _mm512_maskz_loadu_ps(first_lanes(nf), row + 2 * kp0);
+            const __m512 hi = _mm512_maskz_loadu_ps(first_lanes(nf - 16), row + 2 * kp0 + 16);
+            _mm512_storeu_si512((void *)words, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+            const int n = KP - kp0 < 16 ? KP - kp0 : 16;
+            for (int j = 0; j < n; j++) dst[(size_t)(kp0 + j) * R + r] = words[j];
+        }
     }
 }
 
 /* op(src) rows are src columns: pair kp of EVERY panel from source rows 2kp and 2kp+1, so each
  * row is streamed once (panel by panel, a narrow panel would re-read every cache line R/16 of
- * whose floats it uses, once per panel). */
-static void pack_pair_cols(uint32_t *dst, const float *src, size_t ld, int kp, int rows, int R, int K) {
+ * whose floats it uses, once per panel). Words: bf16(lo[r]) | bf16(hi[r]) << 16, 16 at a time. */
+__attribute__((target(BF16_TARGET))) static void pack_pair_cols(uint32_t *dst, const float *src, size_t ld, int kp,
+                                                                int rows, int R, int K) {
     const int KP = (K + 1) / 2, np = (rows + R - 1) / R;
     const float *lo = src + (size_t)(2 * kp) * ld, *hi = 2 * kp + 1 < K ? lo + ld : NULL;
     for (int p = 0; p < np; p++) {
         uint32_t *d = dst + ((size_t)p * KP + kp) * R;
         const int n = rows - p * R < R ? rows - p * R : R;
         const float *l = lo + (size_t)p * R, *h = hi ? hi + (size_t)p * R : NULL;
-        for (int r = 0; r < n; r++) d[r] = vc_bf16_bits(l[r]) | (h ? (uint32_t)vc_bf16_bits(h[r]) << 16 : 0u);
-        for (int r = n; r < R; r++) d[r] = 0;
+        for (int r = 0; r < R; r += 16) { /* lanes past n load zeros: the padding rows */
+            const __mmask16 m = first_lanes(n - r);
+            const __m512i wl = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, l + r)));
+            const __m512i wh =
+                h ? _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, h + r)))
+                  : _mm512_setzero_si512();
+            _mm512_mask_storeu_epi32(d + r, first_lanes(R - r), _mm512_or_si512(wl, _mm512_slli_epi32(wh, 16)));
+        }
     }
 }
 
