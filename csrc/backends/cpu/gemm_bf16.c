@@ -26,6 +26,7 @@
 #define BF16_TARGET "avx512f,avx512bf16,avx512bw,avx512vl"
 
 enum { MR = 8, NV = 3, NR = 16 * NV, KC = 128, MC = 192 };
+_Static_assert(MR % 8 == 0 && NR % 8 == 0, "pack_panel_rows stores 8 panel rows at a time");
 
 static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 
@@ -44,28 +45,58 @@ static inline __mmask16 first_lanes(int n) {
     return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
 }
 
-/* op(src) rows are src rows (contiguous in k): one panel, each source row read once. 32
- * consecutive floats rounded in order ARE 16 k-pair words (low half = even k), so a row is
- * converted 16 pairs at a time and the words are stored down the panel (stride R). */
+/* words[r] (r < 8) holds 16 k-pair words (pairs kp0 .. kp0+15) of panel row r0 + r; stores them
+ * down the panel, dst[(kp0 + j)*R + r0 + r] for j < n, as 8-word runs: an 8 x 16 transpose in
+ * registers (32-bit unpacks within 128-bit lanes, then lane shuffles), not 128 scalar stores. */
+__attribute__((target(BF16_TARGET))) static inline void store_down8(uint32_t *dst, size_t R, const __m512i w[8],
+                                                                    int n) {
+    const __m512i t0 = _mm512_unpacklo_epi32(w[0], w[1]), t1 = _mm512_unpackhi_epi32(w[0], w[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(w[2], w[3]), t3 = _mm512_unpackhi_epi32(w[2], w[3]);
+    const __m512i t4 = _mm512_unpacklo_epi32(w[4], w[5]), t5 = _mm512_unpackhi_epi32(w[4], w[5]);
+    const __m512i t6 = _mm512_unpacklo_epi32(w[6], w[7]), t7 = _mm512_unpackhi_epi32(w[6], w[7]);
+    /* u[i], lane L: pair 4L + i of rows 0-3 (u[i + 4]: rows 4-7) */
+    const __m512i u0 = _mm512_unpacklo_epi64(t0, t2), u1 = _mm512_unpackhi_epi64(t0, t2);
+    const __m512i u2 = _mm512_unpacklo_epi64(t1, t3), u3 = _mm512_unpackhi_epi64(t1, t3);
+    const __m512i u4 = _mm512_unpacklo_epi64(t4, t6), u5 = _mm512_unpackhi_epi64(t4, t6);
+    const __m512i u6 = _mm512_unpacklo_epi64(t5, t7), u7 = _mm512_unpackhi_epi64(t5, t7);
+    /* out[q]: pairs 2q and 2q+1, rows 0-7 each */
+    const __m512i a04 = _mm512_shuffle_i32x4(u0, u4, 0x44), a15 = _mm512_shuffle_i32x4(u1, u5, 0x44);
+    const __m512i b04 = _mm512_shuffle_i32x4(u0, u4, 0xEE), b15 = _mm512_shuffle_i32x4(u1, u5, 0xEE);
+    const __m512i a26 = _mm512_shuffle_i32x4(u2, u6, 0x44), a37 = _mm512_shuffle_i32x4(u3, u7, 0x44);
+    const __m512i b26 = _mm512_shuffle_i32x4(u2, u6, 0xEE), b37 = _mm512_shuffle_i32x4(u3, u7, 0xEE);
+    const __m512i out[8] = {_mm512_shuffle_i32x4(a04, a15, 0x88), _mm512_shuffle_i32x4(a26, a37, 0x88),
+                            _mm512_shuffle_i32x4(a04, a15, 0xDD), _mm512_shuffle_i32x4(a26, a37, 0xDD),
+                            _mm512_shuffle_i32x4(b04, b15, 0x88), _mm512_shuffle_i32x4(b26, b37, 0x88),
+                            _mm512_shuffle_i32x4(b04, b15, 0xDD), _mm512_shuffle_i32x4(b26, b37, 0xDD)};
+    for (int q = 0; q < 8 && 2 * q < n; q++) {
+        _mm256_storeu_si256((__m256i *)(dst + (size_t)(2 * q) * R), _mm512_castsi512_si256(out[q]));
+        if (2 * q + 1 < n)
+            _mm256_storeu_si256((__m256i *)(dst + (size_t)(2 * q + 1) * R), _mm512_extracti64x4_epi64(out[q], 1));
+    }
+}
+
+/* op(src) rows are src rows (contiguous in k): one panel, R a multiple of 8. 32 consecutive
+ * floats rounded in order ARE 16 k-pair words (low half = even k); 8 rows are converted side
+ * by side, 16 pairs at a time, and stored down the panel by store_down8. */
 __attribute__((target(BF16_TARGET))) static void pack_panel_rows(uint32_t *dst, const float *src, size_t ld, int r0,
                                                                  int nrows, int R, int K) {
     const int KP = (K + 1) / 2;
-    uint32_t words[16];
-    for (int r = 0; r < R; r++) {
-        if (r >= nrows) {
-            for (int kp = 0; kp < KP; kp++) dst[(size_t)kp * R + r] = 0;
-            continue;
-        }
-        const float *row = src + (size_t)(r0 + r) * ld;
+    for (int g = 0; g < R; g += 8)
         for (int kp0 = 0; kp0 < KP; kp0 += 16) {
-            const int nf = K - 2 * kp0; /* floats left in the row; k = K reads as zero */
-            const __m512 lo = _mm512_maskz_loadu_ps(first_lanes(nf), row + 2 * kp0);
-            const __m512 hi = _mm512_maskz_loadu_ps(first_lanes(nf - 16), row + 2 * kp0 + 16);
-            _mm512_storeu_si512((void *)words, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-            const int n = KP - kp0 < 16 ? KP - kp0 : 16;
-            for (int j = 0; j < n; j++) dst[(size_t)(kp0 + j) * R + r] = words[j];
+            const int nf = K - 2 * kp0; /* floats left in each row; k >= K reads as zero */
+            __m512i w[8];
+            for (int r = 0; r < 8; r++) {
+                if (g + r >= nrows) { /* rows past the matrix: zero */
+                    w[r] = _mm512_setzero_si512();
+                    continue;
+                }
+                const float *row = src + (size_t)(r0 + g + r) * ld + 2 * kp0;
+                const __m512 lo = _mm512_maskz_loadu_ps(first_lanes(nf), row);
+                const __m512 hi = _mm512_maskz_loadu_ps(first_lanes(nf - 16), row + 16);
+                w[r] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+            }
+            store_down8(dst + (size_t)kp0 * R + g, (size_t)R, w, KP - kp0 < 16 ? KP - kp0 : 16);
         }
-    }
 }
 
 /* op(src) rows are src columns: pair kp of EVERY panel from source rows 2kp and 2kp+1, so each
