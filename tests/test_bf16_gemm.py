@@ -53,7 +53,9 @@ def _check(name, got, a_op, b_op, beta_term=None):
           f"vs fp32 max {err_32.max():.2g} ({(err_32 / bound_32).max():.2g} of bound)", file=sys.stderr)
 
 
-SHAPES = [(1, 1, 1), (3, 5, 2), (7, 47, 9), (8, 48, 256), (9, 49, 257), (33, 100, 300), (130, 97, 517)]
+# N covers last column panels of each kernel width: 1, 2 and 3 vectors of 16 (panels are 48 wide)
+SHAPES = [(1, 1, 1), (3, 5, 2), (7, 47, 9), (8, 48, 256), (9, 49, 257), (11, 68, 33), (33, 100, 300),
+          (130, 97, 517)]
 
 
 @pytest.mark.parametrize("M,N,K", SHAPES)

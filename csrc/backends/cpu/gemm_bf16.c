@@ -134,32 +134,36 @@ static void pack_all(uint32_t *dst, const float *src, size_t ld, int trans, int 
     }
 }
 
-/* c tile (mr <= MR rows, nr <= NR columns) = beta c + sum over kc k-pairs (first block) or
- * c + sum (later blocks of K). */
-__attribute__((target(BF16_TARGET))) static inline void micro(int kc, const uint32_t *ap, const uint32_t *bp,
-                                                              float *c, int ldc, int mr, int nr, float beta,
-                                                              int first) {
+/* c tile (mr <= MR rows, nr <= 16*nv columns) = beta c + sum over kc k-pairs (first block) or
+ * c + sum (later blocks of K). nv (1..NV) vectors of columns are computed: a last column panel
+ * only as wide as it needs (a 49-wide C, ConvNeXt's 7x7 maps, is 48 + 1 columns: at full width
+ * its second panel would cost as much as the first). Always inlined with a constant nv, so
+ * each width is its own fully unrolled kernel. */
+__attribute__((target(BF16_TARGET), always_inline)) static inline void micro(int kc, const uint32_t *ap,
+                                                                             const uint32_t *bp, float *c, int ldc,
+                                                                             int mr, int nr, float beta, int first,
+                                                                             const int nv) {
     __m512 acc[MR][NV];
     for (int i = 0; i < MR; i++)
-        for (int j = 0; j < NV; j++) acc[i][j] = _mm512_setzero_ps();
+        for (int j = 0; j < nv; j++) acc[i][j] = _mm512_setzero_ps();
     for (int p = 0; p < kc; p++) {
         __m512bh b[NV];
-        for (int j = 0; j < NV; j++) b[j] = (__m512bh)_mm512_load_si512((const void *)(bp + (size_t)p * NR + 16 * j));
+        for (int j = 0; j < nv; j++) b[j] = (__m512bh)_mm512_load_si512((const void *)(bp + (size_t)p * NR + 16 * j));
 #pragma GCC unroll 8
         for (int i = 0; i < MR; i++) {
             __m512bh av = (__m512bh)_mm512_set1_epi32((int)ap[(size_t)p * MR + i]);
-            for (int j = 0; j < NV; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av, b[j]);
+            for (int j = 0; j < nv; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av, b[j]);
         }
     }
     __mmask16 mask[NV];
-    for (int j = 0; j < NV; j++) {
+    for (int j = 0; j < nv; j++) {
         int cols = nr - 16 * j;
         mask[j] = cols >= 16 ? (__mmask16)0xffff : cols <= 0 ? (__mmask16)0 : (__mmask16)((1u << cols) - 1);
     }
     const __m512 vb = _mm512_set1_ps(beta);
     for (int i = 0; i < mr && i < MR; i++) {
         float *row = c + (size_t)i * ldc;
-        for (int j = 0; j < NV; j++) {
+        for (int j = 0; j < nv; j++) {
             __m512 v = acc[i][j];
             if (!first) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask[j], row + 16 * j), v);
             else if (beta != 0.f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask[j], row + 16 * j), v);
@@ -185,10 +189,15 @@ __attribute__((target(BF16_TARGET))) static void compute(const job *jb, int pm0,
             const int m1 = m0 + MCP < pm1 ? m0 + MCP : pm1;
             for (int pn = pn0; pn < pn1; pn++) {
                 const uint32_t *bpp = jb->bp + ((size_t)pn * jb->KP + k0) * NR;
-                for (int pm = m0; pm < m1; pm++)
-                    micro(kc, jb->ap + ((size_t)pm * jb->KP + k0) * MR, bpp,
-                          jb->c + (size_t)pm * MR * jb->ldc + (size_t)pn * NR, jb->ldc, jb->M - pm * MR,
-                          jb->N - pn * NR, jb->beta, k0 == 0);
+                const int nr = jb->N - pn * NR, nv = nr >= NR ? NV : (nr + 15) / 16;
+                for (int pm = m0; pm < m1; pm++) {
+                    const uint32_t *app = jb->ap + ((size_t)pm * jb->KP + k0) * MR;
+                    float *cp = jb->c + (size_t)pm * MR * jb->ldc + (size_t)pn * NR;
+                    const int mr = jb->M - pm * MR;
+                    if (nv == 1) micro(kc, app, bpp, cp, jb->ldc, mr, nr, jb->beta, k0 == 0, 1);
+                    else if (nv == 2) micro(kc, app, bpp, cp, jb->ldc, mr, nr, jb->beta, k0 == 0, 2);
+                    else micro(kc, app, bpp, cp, jb->ldc, mr, nr, jb->beta, k0 == 0, NV);
+                }
             }
         }
     }
