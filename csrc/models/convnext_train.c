@@ -7,7 +7,7 @@
  *   block:  out = x + drop_path(gamma * fc2(gelu(fc1(LN2d(dwconv(x))))))
  * Kept per block: dwconv output, norm stats and output, fc1 pre-activation, fc2 output (the
  * gamma gradient needs it); with checkpointing one shared set, refilled in backward.
- * Mixed precision (opts.bf16) swaps the conv kernels for their bf16-GEMM versions (train_kernels);
+ * Mixed precision (opts.bf16) swaps the conv kernels for their bf16-GEMM versions (vc_step_kernels);
  * the plan, the saved tensors and every other kernel are the same as in fp32. */
 #include "models/convnext_train.h"
 
@@ -17,6 +17,7 @@
 
 #include "models/convnext_internal.h"
 #include "models/train_mem.h"
+#include "ops/mixed_precision.h"
 
 #define GRAD(p) ((float *)(p)) /* gradient tables hold writable memory behind const fields */
 
@@ -241,25 +242,13 @@ static int unit_trainable(const vc_convnext *m, const cnx_unit *x) {
     return block_trainable(&s->blocks[x->block]);
 }
 
-/* The kernel table a training step runs on: the model's, or a copy (on the caller's stack;
- * nothing shared is modified) whose convs use bf16 GEMMs. The classifier keeps the fp32 linear,
- * as ViT's does: it is one [B, C] x [C, L] product, too small to gain from bf16, and the logits
- * feed the loss directly. */
-static const vc_backend *train_kernels(const vc_backend *be, int bf16, vc_backend *copy) {
-    if (!bf16) return be;
-    *copy = *be;
-    copy->conv2d = be->conv2d_bf16;
-    copy->conv2d_backward = be->conv2d_backward_bf16;
-    return copy;
-}
-
 static vc_status forward_locked(vc_convnext *m, vc_convnext_train *t, const float *px, int B, int H, int W,
                                 const int64_t *labels, const vc_convnext_train_opts *o, float *loss, float *logits) {
     const vc_convnext_config *c = &m->cfg;
-    if (o->bf16 && (!m->be->conv2d_bf16 || !m->be->conv2d_backward_bf16))
-        return vc_fail(VC_ERR_ARG, "the %s backend has no bf16 kernels (use fp32 precision)", m->be->name);
     vc_backend mixed;
-    const vc_backend *be = train_kernels(m->be, o->bf16, &mixed);
+    const vc_backend *be;
+    vc_status st = vc_step_kernels(m->be, o->bf16, &mixed, &be);
+    if (st) return st;
     if (c->num_labels <= 0) return vc_fail(VC_ERR_ARG, "training needs a classifier head (num_labels > 0)");
     if (!(o->drop_path_rate >= 0.f && o->drop_path_rate < 1.f))
         return vc_fail(VC_ERR_ARG, "drop_path_rate must be in [0, 1), got %g", (double)o->drop_path_rate);
@@ -267,7 +256,7 @@ static vc_status forward_locked(vc_convnext *m, vc_convnext_train *t, const floa
     vc_convnext_stage_size(m, c->num_stages - 1, H, W, &hl, &wl);
     if (hl < 1 || wl < 1) return vc_fail(VC_ERR_ARG, "input %dx%d is too small for this ConvNeXt", H, W);
     t->ready = 0;
-    vc_status st = prepare(m, B, H, W, o->checkpointing != 0);
+    st = prepare(m, B, H, W, o->checkpointing != 0);
     if (st) return st;
     t->opts = *o;
     /* Drop-path rates: linear from 0 to drop_path_rate over all blocks (timm, transformers). */
@@ -306,7 +295,7 @@ static vc_status forward_locked(vc_convnext *m, vc_convnext_train *t, const floa
     be->global_avg_pool(t->pool, t->maps[t->nunits], B, CL, (size_t)h * w);
     be->layernorm_train(t->pool_ln, t->pool_mean, t->pool_rstd, t->pool, m->w.head_norm_w, m->w.head_norm_b,
                         (size_t)B, CL, c->head_eps);
-    be->linear(logits, t->pool_ln, m->w.fc_w, m->w.fc_b, B, c->num_labels, CL, 0);
+    m->be->linear(logits, t->pool_ln, m->w.fc_w, m->w.fc_b, B, c->num_labels, CL, 0); /* fp32 classifier */
     if (!labels) return VC_OK;
     float lv = 0.f;
     st = be->cross_entropy(&lv, t->dlogits, logits, labels, B, c->num_labels, o->label_smoothing, -100);
@@ -332,7 +321,8 @@ vc_status vc_convnext_train_forward(vc_convnext *m, const float *px, int B, int 
 static void backward_locked(vc_convnext *m, vc_convnext_train *t) {
     const vc_convnext_config *c = &m->cfg;
     vc_backend mixed;
-    const vc_backend *be = train_kernels(m->be, t->opts.bf16, &mixed); /* the kept forward's precision */
+    const vc_backend *be;
+    vc_step_kernels(m->be, t->opts.bf16, &mixed, &be); /* the kept forward's precision, checked there */
     const cnx_weights *w = &m->w, *g = &m->g;
     const int B = t->B, CL = c->dims[c->num_stages - 1], P = c->stem_patch;
     const int stem_tr = g->stem_w || g->stem_b || g->stem_norm_w || g->stem_norm_b;
@@ -341,7 +331,7 @@ static void backward_locked(vc_convnext *m, vc_convnext_train *t) {
         if (unit_trainable(m, &t->units[u])) lowest = u;
     const int deep = lowest < t->nunits;
 
-    be->linear_backward(deep || g->head_norm_w || g->head_norm_b ? t->dpool : NULL, GRAD(g->fc_w), GRAD(g->fc_b),
+    m->be->linear_backward(deep || g->head_norm_w || g->head_norm_b ? t->dpool : NULL, GRAD(g->fc_w), GRAD(g->fc_b),
                         t->dlogits, t->pool_ln, w->fc_w, B, c->num_labels, CL);
     if (!deep && !g->head_norm_w && !g->head_norm_b) return;
     be->layernorm_backward(deep ? t->dpool : NULL, GRAD(g->head_norm_w), GRAD(g->head_norm_b), t->dpool, t->pool,

@@ -27,6 +27,7 @@
 #include "models/encoder_layer_train.h"
 #include "models/mobilevit_internal.h"
 #include "models/train_mem.h"
+#include "ops/mixed_precision.h"
 
 #define GRAD(p) ((float *)(p)) /* gradient tables hold writable memory behind const fields */
 
@@ -67,6 +68,8 @@ struct vc_mobilevit_train {
     float *pool, *drop, *dpool, *dlogits;
     float *ga, *gb, *gc, *gd, *scratch;
     vc_mobilevit_train_opts opts;
+    vc_backend mixed;      /* the step's kernel table in bf16 mixed precision */
+    const vc_backend *be;  /* the step's conv and transformer kernels: m->be, or &mixed */
     int ready;
 };
 
@@ -304,7 +307,7 @@ static uint64_t head_seed(uint64_t seed) { return seed ^ 0xe3b0c44298fc1c14ULL; 
  * conv updates the running statistics; a checkpointing re-run does not. */
 static vc_status conv_fwd(const vc_mobilevit *m, const vc_mobilevit_train *t, const mv_conv *cv, const mv_cs *s,
                           const float *in, int update_stats) {
-    const vc_backend *be = m->be;
+    const vc_backend *be = t->be;
     const int B = t->B, pad = cv->k / 2;
     const size_t HW = (size_t)s->h * s->w, n = (size_t)B * cv->cout * HW;
     be->conv2d(s->z, in, cv->w, NULL, B, cv->cin, s->hin, s->win, cv->cout, cv->k, cv->k, cv->stride, cv->stride, pad,
@@ -333,7 +336,7 @@ static vc_status ir_fwd(const vc_mobilevit *m, const vc_mobilevit_train *t, cons
 
 /* The body of MobileViT block b (conv_kxk .. fusion) on its downsampling unit's output. */
 static vc_status body_fwd(const vc_mobilevit *m, vc_mobilevit_train *t, int b, int update_stats) {
-    const vc_backend *be = m->be;
+    const vc_backend *be = t->be;
     const mv_block *k = &m->w.blocks[b];
     mv_bs *s = &t->blk[b];
     const int B = t->B, d = k->d;
@@ -374,6 +377,7 @@ static vc_status forward_locked(vc_mobilevit *m, vc_mobilevit_train *t, const fl
                                    "%g (attention)", (double)o->hidden_dropout, (double)o->classifier_dropout,
                        (double)o->attention_dropout);
     vc_status st = check_shape(m, B, H, W);
+    if (!st) st = vc_step_kernels(m->be, o->bf16, &t->mixed, &t->be); /* convs and transformer layers */
     if (st) return st;
     t->ready = 0;
     st = prepare(m, B, H, W, o->checkpointing != 0);
@@ -397,7 +401,7 @@ static vc_status forward_locked(vc_mobilevit *m, vc_mobilevit_train *t, const fl
     const int CL = c->neck[6];
     be->global_avg_pool(t->pool, t->exp.a, B, CL, (size_t)t->exp.h * t->exp.w);
     be->dropout(t->drop, t->pool, (size_t)B * CL, o->classifier_dropout, head_seed(o->seed));
-    be->linear(logits, t->drop, n->cls_w, n->cls_b, B, c->num_labels, CL, 0);
+    be->linear(logits, t->drop, n->cls_w, n->cls_b, B, c->num_labels, CL, 0); /* fp32 classifier */
     if (!labels) return VC_OK;
     float lv = 0.f;
     st = be->cross_entropy(&lv, t->dlogits, logits, labels, B, c->num_labels, o->label_smoothing, -100);
@@ -424,7 +428,7 @@ vc_status vc_mobilevit_train_forward(vc_mobilevit *m, const float *px, int B, in
 /* dout: d a on entry (overwritten: d y, then d z). din (NULL-able) = d in (assign). */
 static void conv_bwd(const vc_mobilevit *m, const vc_mobilevit_train *t, const mv_conv *cv, const mv_conv *g,
                      const mv_cs *s, const float *in, float *dout, float *din) {
-    const vc_backend *be = m->be;
+    const vc_backend *be = t->be;
     const int B = t->B, pad = cv->k / 2;
     const size_t HW = (size_t)s->h * s->w;
     if (cv->act) be->silu_backward(dout, dout, s->y, (size_t)B * cv->cout * HW);
@@ -456,7 +460,7 @@ static void ir_bwd(const vc_mobilevit *m, vc_mobilevit_train *t, const mv_ir *ir
 /* Backward of MobileViT block b's body: ga holds d(fusion output) on entry, d(down.out) (the
  * downsampling unit's output) on return. Uses gb, gc, gd. */
 static void body_bwd(const vc_mobilevit *m, vc_mobilevit_train *t, int b) {
-    const vc_backend *be = m->be;
+    const vc_backend *be = t->be;
     const mv_block *k = &m->w.blocks[b], *g = &m->g.blocks[b];
     mv_bs *s = &t->blk[b];
     const int B = t->B, d = k->d, C = k->C;

@@ -20,6 +20,10 @@ typedef struct {
     int checkpointing;        /* keep only each unit's input (stem, MV2 blocks, MobileViT block bodies,
                                * conv_1x1_exp); backward re-runs each unit into one shared area */
     float attention_dropout;  /* on the attention probabilities (attention_probs_dropout_prob) */
+    int bf16;                 /* mixed precision: the GEMM-shaped convs (every conv but the depthwise
+                               * ones) and the transformer layers' linear layers run bf16 GEMMs with fp32
+                               * accumulation, forward and backward; weights (the master copy), BatchNorm,
+                               * activations, depthwise convs, the classifier and gradients stay fp32 */
 } vc_mobilevit_train_opts;
 
 /* Binds gradient slot i (parameter numbering) to a float32 array of the slot's shape; NULL

@@ -18,6 +18,7 @@
 
 #include "models/encoder_layer_train.h"
 #include "models/vit_internal.h"
+#include "ops/mixed_precision.h"
 
 #define GRAD(p) ((float *)(p)) /* gradient tables hold writable memory behind const fields */
 
@@ -124,16 +125,6 @@ static vc_status ensure_state(vc_vit *m) {
     return VC_OK;
 }
 
-/* The kernel table the encoder layers run on: the model's, or a copy whose linear layers use
- * bf16 GEMMs (mixed precision). A copy on the caller's stack: nothing shared is modified. */
-static const vc_backend *layer_backend(const vc_backend *be, const vc_vit_train_opts *o, vc_backend *copy) {
-    if (!o->bf16) return be;
-    *copy = *be;
-    copy->linear = be->linear_bf16;
-    copy->linear_backward = be->linear_backward_bf16;
-    return copy;
-}
-
 static uint64_t layer_seed(uint64_t seed, int l) { return seed + (uint64_t)(l + 1) * 0x632be59bd9b4e019ULL; }
 static uint64_t embed_seed(uint64_t seed) { return seed ^ 0xe3b0c44298fc1c14ULL; }
 
@@ -148,10 +139,12 @@ static vc_status forward_locked(vc_vit *m, vc_vit_train *t, const float *px, int
         return vc_fail(VC_ERR_ARG, "hidden dropout must be in [0, 1), got %g", (double)o->hidden_dropout);
     if (!(o->attention_dropout >= 0.f && o->attention_dropout < 1.f))
         return vc_fail(VC_ERR_ARG, "attention dropout must be in [0, 1), got %g", (double)o->attention_dropout);
-    if (o->bf16 && (!be->linear_bf16 || !be->linear_backward_bf16))
-        return vc_fail(VC_ERR_ARG, "the %s backend has no bf16 kernels (use fp32 precision)", be->name);
+    vc_backend mixed;
+    const vc_backend *lbe; /* the encoder layers' kernels (bf16 GEMMs in mixed precision) */
+    vc_status st = vc_step_kernels(be, o->bf16, &mixed, &lbe);
+    if (st) return st;
     t->ready = 0;
-    vc_status st = prepare(m, B, T, Hi, Wi, o->checkpointing != 0);
+    st = prepare(m, B, T, Hi, Wi, o->checkpointing != 0);
     if (st) return st;
     t->opts = *o;
     const int C = c->hidden_size, N = c->num_layers, L = c->num_labels;
@@ -170,8 +163,6 @@ static vc_status forward_locked(vc_vit *m, vc_vit_train *t, const float *px, int
     be->dropout(x0, x0, BT * C, o->hidden_dropout, embed_seed(o->seed));
 
     const vc_encoder_dims d = layer_dims(m, B, T, o->hidden_dropout, o->attention_dropout);
-    vc_backend mixed;
-    const vc_backend *lbe = layer_backend(be, o, &mixed);
     for (int l = 0; l < N; l++)
         vc_encoder_layer_train_forward(lbe, &w->layers[l], &d, t->xin[l + 1], t->xin[l],
                                        &t->saved[o->checkpointing ? 0 : l], &t->work, layer_seed(o->seed, l));
@@ -232,7 +223,8 @@ static void backward_locked(vc_vit *m, vc_vit_train *t) {
 
     const vc_encoder_dims d = layer_dims(m, B, T, o->hidden_dropout, o->attention_dropout);
     vc_backend mixed;
-    const vc_backend *lbe = layer_backend(be, o, &mixed);
+    const vc_backend *lbe;
+    vc_step_kernels(be, o->bf16, &mixed, &lbe); /* checked by the kept forward */
     for (int l = N - 1; l >= 0 && l >= lowest; l--) {
         vc_encoder_saved *s = &t->saved[o->checkpointing ? 0 : l];
         /* Recompute: the output goes to dctx, free until the backward below needs it. */

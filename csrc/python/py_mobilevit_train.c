@@ -73,13 +73,13 @@ static PyObject *mobilevit_bind_grad(PyObject *self, PyObject *args) {
 }
 
 /* mobilevit_train_forward(model, px, labels|None, hidden_dropout, classifier_dropout,
- * label_smoothing, seed, checkpointing, attention_dropout=0.0) -> (loss | None, logits [B, L]) */
+ * label_smoothing, seed, checkpointing, attention_dropout=0.0, bf16=False) -> (loss | None, logits [B, L]) */
 static PyObject *mobilevit_train_forward(PyObject *self, PyObject *args) {
     PyObject *mo, *pxo, *lo;
     double ph, pc, ls, pa = 0.0;
     unsigned long long seed;
-    int ckpt;
-    if (!PyArg_ParseTuple(args, "OOOdddKp|d", &mo, &pxo, &lo, &ph, &pc, &ls, &seed, &ckpt, &pa)) return NULL;
+    int ckpt, bf16 = 0;
+    if (!PyArg_ParseTuple(args, "OOOdddKp|dp", &mo, &pxo, &lo, &ph, &pc, &ls, &seed, &ckpt, &pa, &bf16)) return NULL;
     vc_mobilevit *m = vc_py_model_get(mo, "mobilevit");
     if (!m) return NULL;
     const vc_mobilevit_config *c = vc_mobilevit_get_config(m);
@@ -95,7 +95,7 @@ static PyObject *mobilevit_train_forward(PyObject *self, PyObject *args) {
     npy_intp dims[2] = {B, c->num_labels};
     if (!(logits = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT32))) goto done;
     {
-        vc_mobilevit_train_opts o = {(float)ph, (float)pc, (float)ls, (uint64_t)seed, ckpt, (float)pa};
+        vc_mobilevit_train_opts o = {(float)ph, (float)pc, (float)ls, (uint64_t)seed, ckpt, (float)pa, bf16};
         float loss = 0.f, *lp = PyArray_DATA(logits);
         const float *pd = PyArray_DATA(px);
         vc_status st;
@@ -149,7 +149,7 @@ static PyMethodDef methods[] = {
     {"mobilevit_bind_grad", mobilevit_bind_grad, METH_VARARGS, "mobilevit_bind_grad(model, slot, float32 array | None)"},
     {"mobilevit_train_forward", mobilevit_train_forward, METH_VARARGS,
      "mobilevit_train_forward(model, px, labels, hidden_dropout, classifier_dropout, label_smoothing, seed, "
-     "checkpointing, attention_dropout=0.0) -> (loss, logits)"},
+     "checkpointing, attention_dropout=0.0, bf16=False) -> (loss, logits)"},
     {"mobilevit_backward", mobilevit_backward, METH_O, "mobilevit_backward(model): accumulate parameter gradients"},
     {"mobilevit_train_memory", mobilevit_train_memory, METH_O, "bytes of training memory held by the model"},
     {"mobilevit_train_memory_for", mobilevit_train_memory_for, METH_VARARGS,

@@ -119,6 +119,7 @@ class MobileViTModel(FeatureMapsMixin, PreTrainedModel):
 
     # Training -------------------------------------------------------------------------
     _family = "mobilevit"
+    _precisions = ("fp32", "bf16")
 
     def _train_forward(self, px, labels, seed):
         cfg = self.config
@@ -126,7 +127,8 @@ class MobileViTModel(FeatureMapsMixin, PreTrainedModel):
             raise NotImplementedError("training needs MobileViTForImageClassification (a classifier head)")
         out = _C.mobilevit_train_forward(self._c, px, labels, float(cfg.hidden_dropout_prob),
                                          float(cfg.classifier_dropout_prob), float(self.label_smoothing), seed,
-                                         self._checkpointing, float(cfg.attention_probs_dropout_prob))
+                                         self._checkpointing, float(cfg.attention_probs_dropout_prob),
+                                         self._precision == "bf16")
         for name, buf in self._buffers.items():  # torch counts every train-mode forward
             if name.endswith("num_batches_tracked"):
                 buf += 1

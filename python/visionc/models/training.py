@@ -18,12 +18,14 @@ some block is frozen, backward stops at that block.
 Training is one step at a time per model: the kept activations belong to the model (the C
 core refuses a second concurrent training call). Inference calls may run concurrently.
 
-Mixed precision (ViT, ConvNeXt): `model.set_precision("bf16")` makes training forwards and
-backwards run the big GEMMs as bf16 GEMMs with fp32 accumulation (AVX512_BF16 when the CPU has
-it, else an exact emulation): for ViT the encoder layers' linear layers (QKV, attention output,
-MLP); for ConvNeXt the stem, the downsampling convs and the blocks' pointwise convs (fc1, fc2).
-Parameters stay fp32 (the optimizer's master copy); layer norms, softmax, GELU, residuals, the
-depthwise convs, ViT's patch embedding, the classifier, the loss and all gradients are fp32.
+Mixed precision (ViT, ConvNeXt, MobileViT): `model.set_precision("bf16")` makes training
+forwards and backwards run the big GEMMs as bf16 GEMMs with fp32 accumulation (AVX512_BF16 when
+the CPU has it, else an exact emulation): for ViT the encoder layers' linear layers (QKV,
+attention output, MLP); for ConvNeXt the stem, the downsampling convs and the blocks' pointwise
+convs (fc1, fc2); for MobileViT every conv but the depthwise ones, and the transformer layers'
+linear layers. Parameters stay fp32 (the optimizer's master copy); norms (BatchNorm included),
+softmax, activations, residuals, the depthwise convs, ViT's patch embedding, the classifier, the
+loss and all gradients are fp32.
 `set_precision("fp32")` (the default) goes back. Inference forwards are unaffected.
 
 Dropout masks (hidden, classifier, attention probabilities from the config's
