@@ -5,6 +5,8 @@ products in fp32 and adds an fp32 bias; backward does the same for both of its G
 rounded too); the bias gradient is the fp32 sum of the unrounded dout."""
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
@@ -64,3 +66,53 @@ def emulate_bf16(model: torch.nn.Module, keep_fp32=lambda name, mod: False) -> t
             mod.forward = (lambda m: lambda x: BF16Conv2d.apply(x, m.weight, m.bias, m.stride, m.padding, m.dilation,
                                                                 m.groups))(mod)
     return model
+
+
+# ---- visionc side of the whole-model bf16 tests (ConvNeXt, MobileViT) ----
+
+def step_grads(model_dir, precision: str, px, lab, ckpt: bool = False):
+    """(loss, {name: grad}) of one visionc training step at `precision`."""
+    import visionc
+    model = visionc.AutoModelForImageClassification.from_pretrained(model_dir).train().set_precision(precision)
+    if ckpt:
+        model.gradient_checkpointing_enable()
+    out = model(px, labels=lab)
+    model.backward()
+    return out.loss, {n: p.grad.copy() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@contextlib.contextmanager
+def fallback_kernels():
+    """Runs the block on the plain-C bf16 kernels (what CPUs without AVX512_BF16 get)."""
+    import visionc
+    visionc._C.bf16_set_native(False)
+    try:
+        yield
+    finally:
+        visionc._C.bf16_set_native(True)
+
+
+def adamw_losses(model_dir, precision: str, batch, steps: int = 20, lr: float = 2e-3):
+    """Per-step losses of `steps` AdamW steps (weight decay 0.05) on batch(step) -> (px, labels)."""
+    import numpy as np
+
+    import visionc
+    model = visionc.AutoModelForImageClassification.from_pretrained(model_dir).train().set_precision(precision)
+    opt = visionc.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    losses = []
+    for step in range(steps):
+        px, lab = batch(step)
+        losses.append(model(px, labels=lab).loss)
+        model.backward()
+        opt.step()
+        model.zero_grad()
+    return np.array(losses)
+
+
+def flat_rel(got: dict, want: dict) -> float:
+    """||got - want|| / ||want|| over the flattened gradient vectors (float64)."""
+    import numpy as np
+    names = sorted(want)
+    a = np.concatenate([got[n].ravel() for n in names]).astype(np.float64)
+    b = np.concatenate([want[n].ravel() for n in names]).astype(np.float64)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))

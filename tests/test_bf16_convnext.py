@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 import visionc
 from visionc import ops
-from bf16_helpers import emulate_bf16
+from bf16_helpers import adamw_losses, emulate_bf16, fallback_kernels, flat_rel, step_grads
 from train_helpers import compare_grads, convnext_ref
 
 torch.set_num_threads(2)
@@ -179,10 +179,6 @@ def _torch_grads(ref, px, lab):
     return loss.item(), {n: p.grad.numpy().copy() for n, p in ref.named_parameters() if p.grad is not None}
 
 
-def _grads(model):
-    return {n: p.grad.copy() for n, p in model.named_parameters() if p.grad is not None}
-
-
 @pytest.fixture(scope="module")
 def hf_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("convnext-bf16")
@@ -190,24 +186,12 @@ def hf_dir(tmp_path_factory):
     return d
 
 
-def _run(hf_dir, precision, px, lab, ckpt=False):
-    model = visionc.AutoModelForImageClassification.from_pretrained(hf_dir).train().set_precision(precision)
-    if ckpt:
-        model.gradient_checkpointing_enable()
-    out = model(px, labels=lab)
-    model.backward()
-    return out.loss, _grads(model)
-
-
 def _rel(a, b):
     return abs(a - b) / abs(b)
 
 
 def _flat_rel(tag, got, want):
-    names = sorted(want)
-    a = np.concatenate([got[n].ravel() for n in names]).astype(np.float64)
-    b = np.concatenate([want[n].ravel() for n in names]).astype(np.float64)
-    rel = float(np.linalg.norm(a - b) / np.linalg.norm(b))
+    rel = flat_rel(got, want)
     print(f"{tag}: flattened gradient ||diff|| / ||ref|| = {rel:.3g} (rtol {FLAT_RTOL:g})", file=sys.stderr)
     assert rel <= FLAT_RTOL, f"{tag}: flattened gradient relative error {rel:.3g} > {FLAT_RTOL:g}"
 
@@ -227,8 +211,8 @@ def test_precision_switch(hf_dir):
 
 def test_grads_vs_emulation_and_fp32(hf_dir):
     px, lab = _batch()
-    loss, got = _run(hf_dir, "bf16", px, lab)
-    loss32, got32 = _run(hf_dir, "fp32", px, lab)
+    loss, got = step_grads(hf_dir, "bf16", px, lab)
+    loss32, got32 = step_grads(hf_dir, "fp32", px, lab)
     emu_loss, emu = _torch_grads(_emulated(), px, lab)
     t32_loss, t32 = _torch_grads(_ref(), px, lab)
     print(f"loss: bf16 {loss:.7f}, emulation {emu_loss:.7f}, fp32 {loss32:.7f}, torch fp32 {t32_loss:.7f}",
@@ -247,8 +231,8 @@ def test_grads_vs_emulation_and_fp32(hf_dir):
 
 def test_checkpointing_same_grads(hf_dir):
     px, lab = _batch(2)
-    loss, got = _run(hf_dir, "bf16", px, lab)
-    loss_ck, got_ck = _run(hf_dir, "bf16", px, lab, ckpt=True)
+    loss, got = step_grads(hf_dir, "bf16", px, lab)
+    loss_ck, got_ck = step_grads(hf_dir, "bf16", px, lab, ckpt=True)
     assert loss_ck == loss
     compare_grads("convnext bf16 checkpointed vs kept", got_ck, got, CKPT_GRAD_RTOL)
 
@@ -256,31 +240,17 @@ def test_checkpointing_same_grads(hf_dir):
 def test_fallback_path_same_grads(hf_dir):
     """The plain-C path (CPUs without AVX512_BF16) computes the same values."""
     px, lab = _batch(1)
-    loss, got = _run(hf_dir, "bf16", px, lab)
-    visionc._C.bf16_set_native(False)
-    try:
-        loss_f, got_f = _run(hf_dir, "bf16", px, lab)
-    finally:
-        visionc._C.bf16_set_native(True)
+    loss, got = step_grads(hf_dir, "bf16", px, lab)
+    with fallback_kernels():
+        loss_f, got_f = step_grads(hf_dir, "bf16", px, lab)
     assert _rel(loss_f, loss) <= EMU_LOSS_RTOL
     compare_grads("convnext bf16 native vs fallback", got_f, got, EMU_GRAD_RTOL)
 
 
-def _train(hf_dir, precision, steps=20):
-    model = visionc.AutoModelForImageClassification.from_pretrained(hf_dir).train().set_precision(precision)
-    opt = visionc.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
-    losses = []
-    for step in range(steps):
-        px, lab = _batch(100 + step % 4, n=8)
-        losses.append(model(px, labels=lab).loss)
-        model.backward()
-        opt.step()
-        model.zero_grad()
-    return np.array(losses)
-
-
 def test_adamw_20_steps_tracks_fp32(hf_dir):
-    l16, l32 = _train(hf_dir, "bf16"), _train(hf_dir, "fp32")
+    def batch(step):
+        return _batch(100 + step % 4, n=8)
+    l16, l32 = (adamw_losses(hf_dir, prec, batch) for prec in ("bf16", "fp32"))
     rel = np.abs(l16 - l32) / np.abs(l32)
     print(f"convnext 20 AdamW steps: loss fp32 {l32[0]:.4f} -> {l32[-1]:.4f}, bf16 {l16[0]:.4f} -> {l16[-1]:.4f}; "
           f"worst per-step rel diff {rel.max():.3g} (rtol {STEPS_LOSS_RTOL:g})", file=sys.stderr)

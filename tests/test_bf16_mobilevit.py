@@ -24,7 +24,7 @@ import pytest
 import torch
 
 import visionc
-from bf16_helpers import emulate_bf16
+from bf16_helpers import adamw_losses, emulate_bf16, fallback_kernels, flat_rel, step_grads
 from test_train_mobilevit import CFG, _batch, _ref, _torch_step
 from train_helpers import compare_grads
 
@@ -44,24 +44,8 @@ def hf_dir(tmp_path_factory):
     return d
 
 
-def _run(hf_dir, precision, px, lab, ckpt=False):
-    model = visionc.AutoModelForImageClassification.from_pretrained(hf_dir).train().set_precision(precision)
-    if ckpt:
-        model.gradient_checkpointing_enable()
-    out = model(px, labels=lab)
-    model.backward()
-    return out.loss, {n: p.grad.copy() for n, p in model.named_parameters() if p.grad is not None}
-
-
 def _rel(a, b):
     return abs(a - b) / abs(b)
-
-
-def _flat_rel(got, want):
-    names = sorted(want)
-    a = np.concatenate([got[n].ravel() for n in names]).astype(np.float64)
-    b = np.concatenate([want[n].ravel() for n in names]).astype(np.float64)
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
 def test_precision_switch_leaves_inference_alone(hf_dir):
@@ -75,14 +59,14 @@ def test_precision_switch_leaves_inference_alone(hf_dir):
 @pytest.mark.parametrize("seed", [5, 6])
 def test_grads_vs_emulation_and_fp32(hf_dir, seed):
     px, lab = _batch(seed, n=8, size=128)
-    loss, got = _run(hf_dir, "bf16", px, lab)
-    _, got32 = _run(hf_dir, "fp32", px, lab)
+    loss, got = step_grads(hf_dir, "bf16", px, lab)
+    _, got32 = step_grads(hf_dir, "fp32", px, lab)
     emu_loss, emu = _torch_step(emulate_bf16(_ref(), keep_fp32=lambda name, mod: name == "classifier"), px, lab)
     _, t32 = _torch_step(_ref(), px, lab)
-    ours_fp32, emu_fp32, ours_emu = _flat_rel(got, t32), _flat_rel(emu, t32), _flat_rel(got, emu)
+    ours_fp32, emu_fp32, ours_emu = flat_rel(got, t32), flat_rel(emu, t32), flat_rel(got, emu)
     print(f"mobilevit bf16 (seed {seed}): loss rel diff to emulation {_rel(loss, emu_loss):.3g}; flattened "
           f"gradient vs torch fp32 {ours_fp32:.3g} (emulation {emu_fp32:.3g}), vs emulation {ours_emu:.3g}; "
-          f"visionc fp32 vs torch fp32 {_flat_rel(got32, t32):.3g}", file=sys.stderr)
+          f"visionc fp32 vs torch fp32 {flat_rel(got32, t32):.3g}", file=sys.stderr)
     assert _rel(loss, emu_loss) <= EMU_LOSS_RTOL
     assert ours_fp32 > BF16_VISIBLE, "bf16 gradients equal fp32's: the bf16 kernels did not run"
     assert emu_fp32 / BAND <= ours_fp32 <= emu_fp32 * BAND
@@ -91,8 +75,8 @@ def test_grads_vs_emulation_and_fp32(hf_dir, seed):
 
 def test_checkpointing_same_grads(hf_dir):
     px, lab = _batch(2)
-    loss, got = _run(hf_dir, "bf16", px, lab)
-    loss_ck, got_ck = _run(hf_dir, "bf16", px, lab, ckpt=True)
+    loss, got = step_grads(hf_dir, "bf16", px, lab)
+    loss_ck, got_ck = step_grads(hf_dir, "bf16", px, lab, ckpt=True)
     assert loss_ck == loss
     compare_grads("mobilevit bf16 checkpointed vs kept", got_ck, got, 0)
 
@@ -103,36 +87,22 @@ def test_fallback_path_same_grads(hf_dir):
     if not visionc._C.bf16_native():
         pytest.skip("CPU has no AVX512_BF16: the fallback is the only path (tested above)")
     px, lab = _batch(7, n=8, size=128)
-    loss, got = _run(hf_dir, "bf16", px, lab)
-    visionc._C.bf16_set_native(False)
-    try:
-        loss_f, got_f = _run(hf_dir, "bf16", px, lab)
-    finally:
-        visionc._C.bf16_set_native(True)
-    emu_fp32 = _flat_rel(_torch_step(emulate_bf16(_ref(), keep_fp32=lambda name, mod: name == "classifier"),
+    loss, got = step_grads(hf_dir, "bf16", px, lab)
+    with fallback_kernels():
+        loss_f, got_f = step_grads(hf_dir, "bf16", px, lab)
+    emu_fp32 = flat_rel(_torch_step(emulate_bf16(_ref(), keep_fp32=lambda name, mod: name == "classifier"),
                                      px, lab)[1], _torch_step(_ref(), px, lab)[1])
-    rel = _flat_rel(got_f, got)
+    rel = flat_rel(got_f, got)
     print(f"mobilevit bf16 native vs fallback: flattened gradient {rel:.3g} (emulation vs fp32 {emu_fp32:.3g})",
           file=sys.stderr)
     assert _rel(loss_f, loss) <= EMU_LOSS_RTOL
     assert rel <= EMU_SHARE * emu_fp32
 
 
-def _train(hf_dir, precision, steps=20):
-    model = visionc.AutoModelForImageClassification.from_pretrained(hf_dir).train().set_precision(precision)
-    opt = visionc.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.05)
-    losses = []
-    for step in range(steps):
-        px, lab = _batch(100 + step % 4, n=8)
-        losses.append(model(px, labels=lab).loss)
-        model.backward()
-        opt.step()
-        model.zero_grad()
-    return np.array(losses)
-
-
 def test_adamw_20_steps_tracks_fp32(hf_dir):
-    l16, l32 = _train(hf_dir, "bf16"), _train(hf_dir, "fp32")
+    def batch(step):
+        return _batch(100 + step % 4, n=8)
+    l16, l32 = (adamw_losses(hf_dir, prec, batch, lr=5e-4) for prec in ("bf16", "fp32"))
     rel = np.abs(l16 - l32) / np.abs(l32)
     print(f"mobilevit 20 AdamW steps: loss fp32 {l32[0]:.4f} -> {l32[-1]:.4f}, bf16 {l16[0]:.4f} -> {l16[-1]:.4f}; "
           f"worst per-step rel diff {rel.max():.3g} (rtol {STEPS_LOSS_RTOL:g})", file=sys.stderr)

@@ -44,7 +44,7 @@ struct vc_convnext_train {
     float *px, *stem_conv, *stem_mean, *stem_rstd;
     float *pool, *pool_ln, *pool_mean, *pool_rstd, *dpool, *dlogits;
     float *gx, *ga, *gb, *gc, *e1, *de, *scratch; /* work: maps x3 + gx, hidden x2, conv scratch */
-    vc_convnext_train_opts opts;
+    vc_train_opts opts;
     int ready;
 };
 
@@ -243,7 +243,7 @@ static int unit_trainable(const vc_convnext *m, const cnx_unit *x) {
 }
 
 static vc_status forward_locked(vc_convnext *m, vc_convnext_train *t, const float *px, int B, int H, int W,
-                                const int64_t *labels, const vc_convnext_train_opts *o, float *loss, float *logits) {
+                                const int64_t *labels, const vc_train_opts *o, float *loss, float *logits) {
     const vc_convnext_config *c = &m->cfg;
     vc_backend mixed;
     const vc_backend *be;
@@ -252,6 +252,8 @@ static vc_status forward_locked(vc_convnext *m, vc_convnext_train *t, const floa
     if (c->num_labels <= 0) return vc_fail(VC_ERR_ARG, "training needs a classifier head (num_labels > 0)");
     if (!(o->drop_path_rate >= 0.f && o->drop_path_rate < 1.f))
         return vc_fail(VC_ERR_ARG, "drop_path_rate must be in [0, 1), got %g", (double)o->drop_path_rate);
+    if (o->hidden_dropout != 0.f || o->attention_dropout != 0.f || o->classifier_dropout != 0.f)
+        return vc_fail(VC_ERR_ARG, "ConvNeXt has no hidden, attention or classifier dropout (leave them at 0)");
     int hl, wl;
     vc_convnext_stage_size(m, c->num_stages - 1, H, W, &hl, &wl);
     if (hl < 1 || wl < 1) return vc_fail(VC_ERR_ARG, "input %dx%d is too small for this ConvNeXt", H, W);
@@ -306,7 +308,7 @@ static vc_status forward_locked(vc_convnext *m, vc_convnext_train *t, const floa
 }
 
 vc_status vc_convnext_train_forward(vc_convnext *m, const float *px, int B, int H, int W, const int64_t *labels,
-                                    const vc_convnext_train_opts *o, float *loss, float *logits) {
+                                    const vc_train_opts *o, float *loss, float *logits) {
     if (B <= 0) return vc_fail(VC_ERR_ARG, "pixel_values: batch is empty");
     if (vc_params_check_bound(&m->params)) return VC_ERR_ARG;
     vc_status st = ensure_state(m);

@@ -10,17 +10,7 @@
 #include <stdint.h>
 
 #include "models/convnext.h"
-
-typedef struct {
-    float drop_path_rate;  /* stochastic depth of the last block; linear from 0 over the blocks (timm/transformers) */
-    float label_smoothing; /* cross-entropy, as torch */
-    uint64_t seed;         /* dropout masks of this step (regenerated in backward) */
-    int checkpointing;     /* keep only each layer's input; recompute the layer in backward */
-    int bf16;              /* mixed precision: the GEMM-shaped convs (stem, downsamples, the blocks'
-                            * pointwise fc1/fc2) run bf16 GEMMs with fp32 accumulation, forward and
-                            * backward; weights (the master copy), activations, depthwise convs,
-                            * norms, GELU, the classifier, the loss and all gradients stay fp32 */
-} vc_convnext_train_opts;
+#include "models/train_opts.h"
 
 typedef struct vc_convnext_train vc_convnext_train;
 void vc_convnext_train_free(vc_convnext_train *t);
@@ -32,7 +22,7 @@ vc_status vc_convnext_bind_grad(vc_convnext *m, int i, const vc_tensor *x);
 /* px [B, C, H, W] at the config's image size; labels [B] in [0, num_labels) or NULL (no loss,
  * nothing kept for backward). loss: [1] (NULL-able); logits [B, num_labels]. */
 vc_status vc_convnext_train_forward(vc_convnext *m, const float *px, int B, int H, int W, const int64_t *labels,
-                               const vc_convnext_train_opts *o, float *loss, float *logits);
+                               const vc_train_opts *o, float *loss, float *logits);
 /* Gradients of the kept forward's loss, added into the bound gradient arrays. Uses up the
  * kept forward (a second backward fails, as in torch). */
 vc_status vc_convnext_backward(vc_convnext *m);

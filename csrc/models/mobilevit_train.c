@@ -67,7 +67,7 @@ struct vc_mobilevit_train {
     vc_encoder_saved *sv_all; /* storage of the blocks' sv arrays */
     float *pool, *drop, *dpool, *dlogits;
     float *ga, *gb, *gc, *gd, *scratch;
-    vc_mobilevit_train_opts opts;
+    vc_train_opts opts;
     vc_backend mixed;      /* the step's kernel table in bf16 mixed precision */
     const vc_backend *be;  /* the step's conv and transformer kernels: m->be, or &mixed */
     int ready;
@@ -365,7 +365,7 @@ static vc_status body_fwd(const vc_mobilevit *m, vc_mobilevit_train *t, int b, i
 }
 
 static vc_status forward_locked(vc_mobilevit *m, vc_mobilevit_train *t, const float *px, int B, int H, int W,
-                                const int64_t *labels, const vc_mobilevit_train_opts *o, float *loss, float *logits) {
+                                const int64_t *labels, const vc_train_opts *o, float *loss, float *logits) {
     const vc_mobilevit_config *c = &m->cfg;
     const vc_backend *be = m->be;
     const mv_net *n = &m->w;
@@ -376,6 +376,7 @@ static vc_status forward_locked(vc_mobilevit *m, vc_mobilevit_train *t, const fl
         return vc_fail(VC_ERR_ARG, "dropout probabilities must be in [0, 1), got %g (hidden), %g (classifier) and "
                                    "%g (attention)", (double)o->hidden_dropout, (double)o->classifier_dropout,
                        (double)o->attention_dropout);
+    if (o->drop_path_rate != 0.f) return vc_fail(VC_ERR_ARG, "MobileViT has no drop path (leave it at 0)");
     vc_status st = check_shape(m, B, H, W);
     if (!st) st = vc_step_kernels(m->be, o->bf16, &t->mixed, &t->be); /* convs and transformer layers */
     if (st) return st;
@@ -412,7 +413,7 @@ static vc_status forward_locked(vc_mobilevit *m, vc_mobilevit_train *t, const fl
 }
 
 vc_status vc_mobilevit_train_forward(vc_mobilevit *m, const float *px, int B, int H, int W, const int64_t *labels,
-                                     const vc_mobilevit_train_opts *o, float *loss, float *logits) {
+                                     const vc_train_opts *o, float *loss, float *logits) {
     if (vc_params_check_bound(&m->params) || vc_params_check_bound(&m->buffers)) return VC_ERR_ARG;
     vc_status st = ensure_state(m);
     if (st) return st;

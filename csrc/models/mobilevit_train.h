@@ -11,20 +11,7 @@
 #include <stdint.h>
 
 #include "models/mobilevit.h"
-
-typedef struct {
-    float hidden_dropout;     /* transformer attention and MLP outputs (hidden_dropout_prob) */
-    float classifier_dropout; /* on the pooled features before the classifier (classifier_dropout_prob) */
-    float label_smoothing;
-    uint64_t seed;            /* dropout masks of this step (regenerated in backward) */
-    int checkpointing;        /* keep only each unit's input (stem, MV2 blocks, MobileViT block bodies,
-                               * conv_1x1_exp); backward re-runs each unit into one shared area */
-    float attention_dropout;  /* on the attention probabilities (attention_probs_dropout_prob) */
-    int bf16;                 /* mixed precision: the GEMM-shaped convs (every conv but the depthwise
-                               * ones) and the transformer layers' linear layers run bf16 GEMMs with fp32
-                               * accumulation, forward and backward; weights (the master copy), BatchNorm,
-                               * activations, depthwise convs, the classifier and gradients stay fp32 */
-} vc_mobilevit_train_opts;
+#include "models/train_opts.h"
 
 /* Binds gradient slot i (parameter numbering) to a float32 array of the slot's shape; NULL
  * unbinds it (frozen). */
@@ -34,7 +21,7 @@ vc_status vc_mobilevit_bind_grad(vc_mobilevit *m, int i, const vc_tensor *x);
  * statistics are still updated, as a torch forward in train mode). loss [1] NULL-able;
  * logits [B, num_labels]. */
 vc_status vc_mobilevit_train_forward(vc_mobilevit *m, const float *px, int B, int H, int W, const int64_t *labels,
-                                     const vc_mobilevit_train_opts *o, float *loss, float *logits);
+                                     const vc_train_opts *o, float *loss, float *logits);
 /* Gradients of the kept forward's loss, added into the bound arrays; uses the forward up. */
 vc_status vc_mobilevit_backward(vc_mobilevit *m);
 /* Bytes of training memory held (saved activations + scratch) for the last batch shape. */

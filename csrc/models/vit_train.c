@@ -35,7 +35,7 @@ struct vc_vit_train {
     float *dlogits;                              /* [B,L] */
     float *gx;                                   /* [B,T,C] gradient of the residual stream */
     float *patch;                                /* patch embedding (backward) scratch */
-    vc_vit_train_opts opts;
+    vc_train_opts opts;
     int ready; /* a forward with labels is kept */
 };
 
@@ -129,7 +129,7 @@ static uint64_t layer_seed(uint64_t seed, int l) { return seed + (uint64_t)(l + 
 static uint64_t embed_seed(uint64_t seed) { return seed ^ 0xe3b0c44298fc1c14ULL; }
 
 static vc_status forward_locked(vc_vit *m, vc_vit_train *t, const float *px, int B, int Hi, int Wi,
-                                const int64_t *labels, const vc_vit_train_opts *o, float *loss, float *logits) {
+                                const int64_t *labels, const vc_train_opts *o, float *loss, float *logits) {
     const vc_vit_config *c = &m->cfg;
     const vc_backend *be = m->be;
     const int T = vc_vit_num_tokens(m, Hi, Wi, 0);
@@ -139,6 +139,8 @@ static vc_status forward_locked(vc_vit *m, vc_vit_train *t, const float *px, int
         return vc_fail(VC_ERR_ARG, "hidden dropout must be in [0, 1), got %g", (double)o->hidden_dropout);
     if (!(o->attention_dropout >= 0.f && o->attention_dropout < 1.f))
         return vc_fail(VC_ERR_ARG, "attention dropout must be in [0, 1), got %g", (double)o->attention_dropout);
+    if (o->classifier_dropout != 0.f || o->drop_path_rate != 0.f)
+        return vc_fail(VC_ERR_ARG, "ViT has no classifier dropout or drop path (leave them at 0)");
     vc_backend mixed;
     const vc_backend *lbe; /* the encoder layers' kernels (bf16 GEMMs in mixed precision) */
     vc_status st = vc_step_kernels(be, o->bf16, &mixed, &lbe);
@@ -181,7 +183,7 @@ static vc_status forward_locked(vc_vit *m, vc_vit_train *t, const float *px, int
 }
 
 vc_status vc_vit_train_forward(vc_vit *m, const float *px, int B, int Hi, int Wi, const int64_t *labels,
-                               const vc_vit_train_opts *o, float *loss, float *logits) {
+                               const vc_train_opts *o, float *loss, float *logits) {
     if (B <= 0) return vc_fail(VC_ERR_ARG, "pixel_values: batch is empty");
     if (vc_params_check_bound(&m->params)) return VC_ERR_ARG;
     vc_status st = ensure_state(m);
@@ -206,7 +208,7 @@ static void backward_locked(vc_vit *m, vc_vit_train *t) {
     const vc_vit_config *c = &m->cfg;
     const vc_backend *be = m->be;
     const vc_vit_weights *w = &m->w, *g = &m->g;
-    const vc_vit_train_opts *o = &t->opts;
+    const vc_train_opts *o = &t->opts;
     const int B = t->B, T = vc_vit_num_tokens(m, t->Hi, t->Wi, 0), C = c->hidden_size, N = c->num_layers;
     const size_t BT = (size_t)B * T;
     const int lowest = lowest_trainable(m);

@@ -2,7 +2,20 @@
 #include "python/py_model.h"
 
 #include "models/convnext.h"
-#include "python/py_convnext_train.h"
+#include "models/convnext_train.h"
+
+static int convnext_channels(const void *m) { return vc_convnext_get_config(m)->num_channels; }
+static int convnext_labels(const void *m) { return vc_convnext_get_config(m)->num_labels; }
+
+static const vc_model_train_vtable convnext_train = {
+    (vc_status(*)(void *, int, const vc_tensor *))vc_convnext_bind_grad,
+    (vc_status(*)(void *, const float *, int, int, int, const int64_t *, const vc_train_opts *, float *,
+                  float *))vc_convnext_train_forward,
+    (vc_status(*)(void *))vc_convnext_backward,
+    (size_t(*)(const void *))vc_convnext_train_saved_bytes,
+    convnext_channels,
+    convnext_labels,
+};
 
 static const vc_model_vtable convnext_vtable = {
     "convnext",
@@ -10,6 +23,7 @@ static const vc_model_vtable convnext_vtable = {
     (const char *(*)(const void *, int, int *, int64_t *))vc_convnext_param_name,
     (vc_status(*)(void *, int, const vc_tensor *))vc_convnext_bind,
     (void (*)(void *))vc_convnext_free,
+    &convnext_train,
 };
 
 static int int_list(PyObject *seq, int *out, int max, const char *what) {
@@ -130,4 +144,4 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-int vc_py_register_convnext(PyObject *m) { return PyModule_AddFunctions(m, methods) ? -1 : vc_py_register_convnext_train(m); }
+int vc_py_register_convnext(PyObject *m) { return PyModule_AddFunctions(m, methods); }

@@ -4,7 +4,21 @@
 #include <string.h>
 
 #include "models/mobilevit.h"
+#include "models/mobilevit_train.h"
 #include "python/py_mobilevit_train.h"
+
+static int mobilevit_channels(const void *m) { return vc_mobilevit_get_config(m)->num_channels; }
+static int mobilevit_labels(const void *m) { return vc_mobilevit_get_config(m)->num_labels; }
+
+static const vc_model_train_vtable mobilevit_train = {
+    (vc_status(*)(void *, int, const vc_tensor *))vc_mobilevit_bind_grad,
+    (vc_status(*)(void *, const float *, int, int, int, const int64_t *, const vc_train_opts *, float *,
+                  float *))vc_mobilevit_train_forward,
+    (vc_status(*)(void *))vc_mobilevit_backward,
+    (size_t(*)(const void *))vc_mobilevit_train_saved_bytes,
+    mobilevit_channels,
+    mobilevit_labels,
+};
 
 static const vc_model_vtable mobilevit_vtable = {
     "mobilevit",
@@ -12,6 +26,7 @@ static const vc_model_vtable mobilevit_vtable = {
     (const char *(*)(const void *, int, int *, int64_t *))vc_mobilevit_param_name,
     (vc_status(*)(void *, int, const vc_tensor *))vc_mobilevit_bind,
     (void (*)(void *))vc_mobilevit_free,
+    &mobilevit_train,
 };
 
 static int fill_ints(PyObject *seq, int *out, int n, const char *what) {

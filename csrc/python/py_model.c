@@ -51,6 +51,15 @@ static PyObject *model_family(PyModel *self, void *closure) { return PyUnicode_F
 static PyMethodDef model_methods[] = {
     {"param_specs", (PyCFunction)model_param_specs, METH_NOARGS, "[(name, shape)] of every parameter slot."},
     {"bind", (PyCFunction)model_bind, METH_VARARGS, "bind(slot, float32 array): zero-copy; the array is kept alive."},
+    {"bind_grad", (PyCFunction)vc_py_model_bind_grad, METH_VARARGS,
+     "bind_grad(slot, float32 array | None): backward accumulates into it; None: frozen."},
+    {"train_forward", (PyCFunction)(void (*)(void))vc_py_model_train_forward, METH_VARARGS | METH_KEYWORDS,
+     "train_forward(px, labels | None, *, hidden_dropout=0, attention_dropout=0, classifier_dropout=0, "
+     "drop_path_rate=0, label_smoothing=0, seed=0, checkpointing=False, bf16=False) -> (loss | None, logits)"},
+    {"backward", (PyCFunction)vc_py_model_backward, METH_NOARGS,
+     "backward(): adds the kept forward's parameter gradients into the bound arrays (GIL released)."},
+    {"train_memory", (PyCFunction)vc_py_model_train_memory, METH_NOARGS,
+     "bytes of training activation memory the model holds"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "models/vit.h"
-#include "python/py_vit_train.h"
+#include "models/vit_train.h"
 
 static int parse_activation(const char *name, vc_activation *act) {
     if (!strcmp(name, "gelu")) *act = VC_ACT_GELU;
@@ -18,12 +18,26 @@ static int parse_activation(const char *name, vc_activation *act) {
     return 0;
 }
 
+static int vit_channels(const void *m) { return vc_vit_get_config(m)->num_channels; }
+static int vit_labels(const void *m) { return vc_vit_get_config(m)->num_labels; }
+
+static const vc_model_train_vtable vit_train = {
+    (vc_status(*)(void *, int, const vc_tensor *))vc_vit_bind_grad,
+    (vc_status(*)(void *, const float *, int, int, int, const int64_t *, const vc_train_opts *, float *,
+                  float *))vc_vit_train_forward,
+    (vc_status(*)(void *))vc_vit_backward,
+    (size_t(*)(const void *))vc_vit_train_saved_bytes,
+    vit_channels,
+    vit_labels,
+};
+
 static const vc_model_vtable vit_vtable = {
     "vit",
     (int (*)(const void *))vc_vit_num_params,
     (const char *(*)(const void *, int, int *, int64_t *))vc_vit_param_name,
     (vc_status(*)(void *, int, const vc_tensor *))vc_vit_bind,
     (void (*)(void *))vc_vit_free,
+    &vit_train,
 };
 
 static PyObject *vit_new(PyObject *self, PyObject *args, PyObject *kw) {
@@ -156,4 +170,4 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-int vc_py_register_vit(PyObject *m) { return PyModule_AddFunctions(m, methods) ? -1 : vc_py_register_vit_train(m); }
+int vc_py_register_vit(PyObject *m) { return PyModule_AddFunctions(m, methods); }

@@ -154,7 +154,6 @@ class ConvNextModel(FeatureMapsMixin, PreTrainedModel):
         return "timm" if "timm_architecture" in self.config.extra else "transformers"
 
     # Training -------------------------------------------------------------------------
-    _family = "convnext"
     _head_prefixes = ("head.fc.",)
     _precisions = ("fp32", "bf16")
 
@@ -166,9 +165,8 @@ class ConvNextModel(FeatureMapsMixin, PreTrainedModel):
     def _train_forward(self, px, labels, seed):
         if not self._with_head:
             raise NotImplementedError("training needs ConvNextForImageClassification (a classifier head)")
-        return _C.convnext_train_forward(self._c, px, labels, float(self.config.drop_path_rate),
-                                         float(self.label_smoothing), seed, self._checkpointing,
-                                         self._precision == "bf16")
+        return self._c.train_forward(px, labels, drop_path_rate=float(self.config.drop_path_rate),
+                                     **self._step_options(seed))
 
     def _save_layout(self):
         state = {name: np.asarray(p) for name, p in self._params.items()}

@@ -118,17 +118,15 @@ class MobileViTModel(FeatureMapsMixin, PreTrainedModel):
         return {**self._params, **self._buffers}
 
     # Training -------------------------------------------------------------------------
-    _family = "mobilevit"
     _precisions = ("fp32", "bf16")
 
     def _train_forward(self, px, labels, seed):
         cfg = self.config
         if not self._with_head:
             raise NotImplementedError("training needs MobileViTForImageClassification (a classifier head)")
-        out = _C.mobilevit_train_forward(self._c, px, labels, float(cfg.hidden_dropout_prob),
-                                         float(cfg.classifier_dropout_prob), float(self.label_smoothing), seed,
-                                         self._checkpointing, float(cfg.attention_probs_dropout_prob),
-                                         self._precision == "bf16")
+        out = self._c.train_forward(px, labels, hidden_dropout=float(cfg.hidden_dropout_prob),
+                                    attention_dropout=float(cfg.attention_probs_dropout_prob),
+                                    classifier_dropout=float(cfg.classifier_dropout_prob), **self._step_options(seed))
         for name, buf in self._buffers.items():  # torch counts every train-mode forward
             if name.endswith("num_batches_tracked"):
                 buf += 1

@@ -54,9 +54,10 @@ _MASK64 = (1 << 64) - 1
 
 
 class TrainingMixin:
-    """Training API shared by every family; the family supplies `_family` (the _C prefix),
-    `_train_forward(px, labels, seed)`, `_head_prefixes` (C slot names of the classifier) and
-    `_save_layout()` -> (state, config dict)."""
+    """Training API shared by every family (the C side: the Model methods bind_grad,
+    train_forward, backward, train_memory); the family supplies `_train_forward(px, labels,
+    seed)` (its regularisers + `_step_options(seed)`), `_head_prefixes` (C slot names of the
+    classifier) and `_save_layout()` -> (state, config dict)."""
 
     _head_prefixes: tuple = ("classifier.",)
     _precisions: tuple = ("fp32",)  # training precisions the family supports
@@ -123,7 +124,7 @@ class TrainingMixin:
 
     def training_memory(self) -> int:
         """Bytes of activation memory the C core holds for training (saved tensors + scratch)."""
-        return int(getattr(_C, f"{self._family}_train_memory")(self._c))
+        return int(self._c.train_memory())
 
     # Gradients ------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = False):
@@ -136,7 +137,6 @@ class TrainingMixin:
 
     def _bind_grads(self):
         """Points every C gradient slot at its parameter's .grad (made when None); frozen -> unbound."""
-        bind = getattr(_C, f"{self._family}_bind_grad")
         views = []
         for i, (name, rows) in enumerate(self._slots):
             p = self._params[name]
@@ -151,7 +151,7 @@ class TrainingMixin:
                 g = p.grad if rows is None else p.grad[rows]
             else:
                 p.grad = None
-            bind(self._c, i, g)
+            self._c.bind_grad(i, g)
             views.append(g)
         self._grad_views = views
 
@@ -163,7 +163,7 @@ class TrainingMixin:
                                "model(px, labels=labels)); each forward allows one backward")
         self._bind_grads()
         self._kept = False
-        getattr(_C, f"{self._family}_backward")(self._c)
+        self._c.backward()
 
     # Freezing -------------------------------------------------------------------------
     def freeze(self, until: str | None = None, head_only: bool = False):
@@ -208,6 +208,11 @@ class TrainingMixin:
         loss, logits = self._train_forward(px, lab, s)
         self._kept = lab is not None
         return loss, logits
+
+    def _step_options(self, seed: int) -> dict:
+        """The training-forward options every family shares."""
+        return dict(label_smoothing=float(self.label_smoothing), seed=seed, checkpointing=self._checkpointing,
+                    bf16=self._precision == "bf16")
 
     def _check_labels(self, labels, batch: int) -> np.ndarray:
         if hasattr(labels, "detach") and hasattr(labels, "numpy"):

@@ -209,15 +209,14 @@ class ViTModel(PreTrainedModel):
         return name
 
     # Training -------------------------------------------------------------------------
-    _family = "vit"
     _precisions = ("fp32", "bf16")
 
     def _train_forward(self, px, labels, seed):
         if not self._with_head:
             raise NotImplementedError("training needs ViTForImageClassification (a classifier head)")
-        return _C.vit_train_forward(self._c, px, labels, float(self.config.hidden_dropout_prob),
-                                    float(self.label_smoothing), seed, self._checkpointing,
-                                    self._precision == "bf16", float(self.config.attention_probs_dropout_prob))
+        return self._c.train_forward(px, labels, hidden_dropout=float(self.config.hidden_dropout_prob),
+                                     attention_dropout=float(self.config.attention_probs_dropout_prob),
+                                     **self._step_options(seed))
 
     def _save_layout(self):
         state = {name: np.asarray(p) for name, p in self._params.items()}
