@@ -1,10 +1,12 @@
-"""Training step time, fp32 vs mixed precision (bf16 GEMMs), on a small ViT or ConvNeXt-femto.
+"""Training step time, fp32 vs mixed precision (bf16 GEMMs), on a small ViT, ConvNeXt-femto or MobileViT-small.
 
     PYTHONPATH=python python benchmarks/bench_bf16_train.py [--model vit] [--threads 1 2] [--hidden 192] [--layers 4]
     PYTHONPATH=python python benchmarks/bench_bf16_train.py --model convnext_femto --threads 1 2   # batch 32
+    PYTHONPATH=python python benchmarks/bench_bf16_train.py --model mobilevit_small --threads 1 2  # batch 8, 256x256
 
 Random-init checkpoints written to a temp dir (no network): the ViT from NumPy, ConvNeXt-femto
-(depths 2-2-6-2, widths 48-96-192-384, as timm's convnext_femto) from transformers. One step =
+(depths 2-2-6-2, widths 48-96-192-384, as timm's convnext_femto) and MobileViT-small (apple/mobilevit-small's
+config) from transformers. One step =
 training forward + backward (the optimizer is the same in both modes and left out). Validates
 first: the bf16 step's loss must be within 2% of the fp32 step's. Each figure is the best of
 --repeats steps after a warm-up step (the best, not the median: on a shared machine other jobs
@@ -61,6 +63,15 @@ def write_convnext_femto(d: Path):
     return "ConvNeXt-femto"
 
 
+def write_mobilevit_small(d: Path):
+    """In a child process, as write_convnext_femto; transformers' MobileViTConfig defaults are
+    apple/mobilevit-small's architecture."""
+    code = ("import sys, torch, transformers; torch.manual_seed(0); transformers.MobileViTForImageClassification("
+            "transformers.MobileViTConfig(num_labels=10)).save_pretrained(sys.argv[1])")
+    subprocess.run([sys.executable, "-c", code, str(d)], check=True, capture_output=True)
+    return "MobileViT-small"
+
+
 def step_time(model, px, lab, repeats: int):
     """(best seconds of forward + backward over `repeats` after one warm-up, first loss)."""
     best, loss = float("inf"), None
@@ -78,18 +89,22 @@ def step_time(model, px, lab, repeats: int):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", choices=("vit", "convnext_femto"), default="vit")
+    ap.add_argument("--model", choices=("vit", "convnext_femto", "mobilevit_small"), default="vit")
     ap.add_argument("--threads", type=int, nargs="+", default=[1])
     ap.add_argument("--hidden", type=int, default=192, help="ViT width")
     ap.add_argument("--layers", type=int, default=4, help="ViT depth")
-    ap.add_argument("--image", type=int, default=224)
-    ap.add_argument("--batch", type=int, help="default: 8 (ViT), 32 (ConvNeXt)")
+    ap.add_argument("--image", type=int, help="default: 224 (256 for MobileViT)")
+    ap.add_argument("--batch", type=int, help="default: 8 (ViT, MobileViT), 32 (ConvNeXt)")
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
-    batch = a.batch or (8 if a.model == "vit" else 32)
+    batch = a.batch or (32 if a.model == "convnext_femto" else 8)
+    a.image = a.image or (256 if a.model == "mobilevit_small" else 224)
     rng = np.random.default_rng(0)
     d = Path(tempfile.mkdtemp())
-    name = write_vit(d, a.hidden, a.layers, a.image, rng) if a.model == "vit" else write_convnext_femto(d)
+    if a.model == "vit":
+        name = write_vit(d, a.hidden, a.layers, a.image, rng)
+    else:
+        name = (write_convnext_femto if a.model == "convnext_femto" else write_mobilevit_small)(d)
     px = rng.standard_normal((batch, 3, a.image, a.image), dtype=np.float32)
     lab = rng.integers(0, 10, batch)
     kernel = "AVX512_BF16" if visionc.ops.bf16_native() else "fallback (fp32 GEMM of rounded inputs)"
