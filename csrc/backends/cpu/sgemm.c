@@ -1,0 +1,65 @@
+/* vc_sgemm: every fp32 GEMM of the CPU backend comes through here.
+ *
+ * OpenBLAS chooses its kernels when it loads, and OPENBLAS_CORETYPE=Haswell (set on some
+ * machines) pins its AVX2 ones: half the GEMM speed of an AVX-512 CPU. So on CPUs with
+ * AVX-512F visionc runs its own kernel (gemm_f32.c), whatever OpenBLAS was told, and keeps
+ * OpenBLAS for other CPUs, for column-major calls (visionc makes none), for argument errors
+ * (its xerbla reports them, as cblas_sgemm does), if the kernel cannot allocate its packing
+ * buffers, and when VISIONC_GEMM=openblas asks for it (comparisons; an escape hatch). */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/cpu/blas.h"
+#include "backends/cpu/gemm_f32.h"
+#include "vc.h"
+
+static int route = -1; /* vc_gemm_route once decided */
+
+vc_gemm_route vc_sgemm_route(void) {
+    if (route < 0) { /* benign race: every thread computes the same value */
+        const char *env = getenv("VISIONC_GEMM");
+        const int forced = env && strcmp(env, "openblas") == 0;
+        route = !forced && vc_cpu()->avx512f ? VC_GEMM_AVX512 : VC_GEMM_OPENBLAS;
+    }
+    return (vc_gemm_route)route;
+}
+
+static int trans_flag(enum CBLAS_TRANSPOSE t) {
+    switch (t) {
+    case CblasNoTrans:
+    case CblasConjNoTrans: return 0; /* conjugation is a no-op on real matrices */
+    case CblasTrans:
+    case CblasConjTrans: return 1;
+    default: return -1;
+    }
+}
+
+static int at_least_1(int x) { return x > 1 ? x : 1; }
+
+void vc_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE trans_a, enum CBLAS_TRANSPOSE trans_b, blasint M,
+              blasint N, blasint K, float alpha, const float *A, blasint lda, const float *B, blasint ldb, float beta,
+              float *C, blasint ldc) {
+    const int ta = trans_flag(trans_a), tb = trans_flag(trans_b);
+    /* Row-major calls with valid arguments (every call visionc makes); anything else, OpenBLAS. */
+    const int ours = order == CblasRowMajor && ta >= 0 && tb >= 0 && M >= 0 && N >= 0 && K >= 0 &&
+                     lda >= at_least_1(ta ? M : K) && ldb >= at_least_1(tb ? K : N) && ldc >= at_least_1(N);
+    if (ours && vc_sgemm_route() == VC_GEMM_AVX512 &&
+        cpu_gemm_f32_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+        return;
+    scipy_cblas_sgemm(order, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void vc_sgemm_batch_strided(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE trans_a, enum CBLAS_TRANSPOSE trans_b,
+                            blasint M, blasint N, blasint K, float alpha, const float *A, blasint lda,
+                            blasint stride_a, const float *B, blasint ldb, blasint stride_b, float beta, float *C,
+                            blasint ldc, blasint stride_c, blasint count) {
+    if (vc_sgemm_route() != VC_GEMM_AVX512) {
+        scipy_cblas_sgemm_batch_strided(order, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b,
+                                        beta, C, ldc, stride_c, count);
+        return;
+    }
+    for (blasint i = 0; i < count; i++)
+        vc_sgemm(order, trans_a, trans_b, M, N, K, alpha, A + (ptrdiff_t)i * stride_a, lda,
+                 B + (ptrdiff_t)i * stride_b, ldb, beta, C + (ptrdiff_t)i * stride_c, ldc);
+}
