@@ -31,7 +31,10 @@
 #define TUNE_MC (20 * 14)
 #define TUNE_NC (128 * 32)
 #endif
-enum { MR = GEMM_F32_MR, NV = GEMM_F32_NV, NR = GEMM_F32_NR, KC = TUNE_KC, MC = TUNE_MC, NC = TUNE_NC };
+#ifndef TUNE_GB
+#define TUNE_GB 8
+#endif
+enum { MR = GEMM_F32_MR, NV = GEMM_F32_NV, NR = GEMM_F32_NR, KC = TUNE_KC, MC = TUNE_MC, NC = TUNE_NC, GB = TUNE_GB };
 
 __attribute__((target(F32_TARGET))) static inline __mmask16 first_lanes(int n) {
     return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
@@ -191,7 +194,8 @@ int cpu_gemm_f32_avx512(int trans_a, int trans_b, int M, int N, int K, float alp
                 for (int jr = 0; jr < nc; jr += NR) {
                     const int nr = min_int(NR, nc - jr);
                     float *bpanel = bp + (size_t)(jr / NR) * kc * NR;
-                    if (ic == 0) gemm_f32_pack_b(bpanel, b, ldb, trans_b, jc + jr, nr, pc, kc);
+                    if (ic == 0 && jr % (GB * NR) == 0)
+                        gemm_f32_pack_b(bpanel, b, ldb, trans_b, jc + jr, min_int(GB * NR, nc - jr), pc, kc);
                     const tile_fn *row = tiles[0] + (nr > 16 ? 1 : 0);
                     for (int ir = 0; ir < mc; ir += MR) {
                         const int mr = min_int(MR, mc - ir);

@@ -24,7 +24,8 @@ int cpu_gemm_f32_avx512(int trans_a, int trans_b, int M, int N, int K, float alp
 /* The A panels of rows [i0, i0 + mc) x k in [k0, k0 + kc) of op(a): panel p (rows i0 + p*MR ..)
  * at ap + p*kc*MR; the last panel's rows past mc are zero. */
 void gemm_f32_pack_a(float *ap, const float *a, int lda, int trans_a, int i0, int mc, int k0, int kc);
-/* One B panel: columns [j0, j0 + nr) x k in [k0, k0 + kc) of op(b), nr <= NR; columns nr.. are zero. */
-void gemm_f32_pack_b(float *bp, const float *b, int ldb, int trans_b, int j0, int nr, int k0, int kc);
+/* The B panels of columns [j0, j0 + nc) x k in [k0, k0 + kc) of op(b): panel p (columns
+ * j0 + p*NR ..) at bp + p*kc*NR; the last panel's columns past nc are zero. */
+void gemm_f32_pack_b(float *bp, const float *b, int ldb, int trans_b, int j0, int nc, int k0, int kc);
 
 #endif

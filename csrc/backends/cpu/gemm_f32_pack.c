@@ -104,7 +104,7 @@ void gemm_f32_pack_a(float *ap, const float *a, int lda, int trans_a, int i0, in
     else pack_transpose(ap, GEMM_F32_MR, a, lda, i0, mc, k0, kc);            /* a is [M,K] */
 }
 
-void gemm_f32_pack_b(float *bp, const float *b, int ldb, int trans_b, int j0, int nr, int k0, int kc) {
-    if (trans_b) pack_transpose(bp, GEMM_F32_NR, b, ldb, j0, nr, k0, kc);    /* b is [N,K] */
-    else pack_copy(bp, GEMM_F32_NR, b, ldb, j0, nr, k0, kc);                 /* b is [K,N] */
+void gemm_f32_pack_b(float *bp, const float *b, int ldb, int trans_b, int j0, int nc, int k0, int kc) {
+    if (trans_b) pack_transpose(bp, GEMM_F32_NR, b, ldb, j0, nc, k0, kc);    /* b is [N,K] */
+    else pack_copy(bp, GEMM_F32_NR, b, ldb, j0, nc, k0, kc);                 /* b is [K,N] */
 }
