@@ -26,10 +26,11 @@ BACKENDS = ["avx512", "auto", "openblas"] if AVX512 else ["auto", "openblas"]
 TRANS = [(False, False), (False, True), (True, False), (True, True)]
 
 # Every edge of the 14 x 32 register tile, of the 16-wide vectors and transposes in packing,
-# and of the K blocks (256): 1, primes, one under/over a tile, K past one and two KC blocks.
+# and of the blocks (K 768, M 210, N 1024, B packed 256 columns at a time): 1, primes, one
+# under/over a tile, K past one and two K blocks, M and N past one block.
 SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 9), (2, 3, 1), (13, 31, 17), (14, 32, 16), (15, 33, 257), (28, 64, 256),
-          (29, 17, 300), (97, 101, 103), (197, 64, 197), (64, 197, 64), (3, 100, 513), (130, 48, 40),
-          (281, 70, 33), (600, 41, 20)]
+          (29, 17, 300), (97, 101, 103), (197, 64, 197), (64, 197, 64), (3, 100, 1600), (30, 300, 800),
+          (130, 48, 40), (281, 70, 33), (600, 41, 20), (17, 1100, 9)]
 
 
 def _operands(rng, M, N, K, ta, tb, integer, pad=0):
