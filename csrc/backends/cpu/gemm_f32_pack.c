@@ -8,7 +8,11 @@
  *                                 read once and whole (a scalar gather would cost more than the
  *                                 GEMM itself saves on ViT shapes, where packing is ~1/400 of
  *                                 the work per element but used to take ~1/10 of the time).
- * Lanes past the source's edge are written as zero. */
+ * Lanes past the source's edge are written as zero.
+ *
+ * Every helper is inlined into an entry point with a constant width W, and walks pointers
+ * rather than int indices: Python's build flags include -fwrapv, under which GCC would keep a
+ * runtime W and int index arithmetic in the inner loops (measured: the copy ran 2-6x slower). */
 #include <immintrin.h>
 
 #include "backends/cpu/gemm_f32.h"
@@ -17,32 +21,36 @@
 
 enum { PREFETCH_AHEAD = 64 }; /* floats: 4 cache lines */
 
-__attribute__((target(F32_TARGET))) static inline __mmask16 first_lanes(int n) {
+#define INLINE __attribute__((target(F32_TARGET), always_inline)) static inline
+
+INLINE __mmask16 first_lanes(int n) {
     return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
 }
 
-/* Panels of W lanes: dst[(p*kc + k)*W + lane] = src[(k0 + k)*ld + x0 + p*W + lane] for the n
- * lanes p*W + lane < n, zero for the rest of the last panel. k outermost: each source row is read
- * once, start to end. (Panel by panel, a 14-float panel row would use a quarter of a cache line
- * whose other quarters only the next panels read, after KC rows at a fixed stride have gone
- * through the same few L1 sets: with ld = 768 or 3072 floats every access missed L1.) */
-__attribute__((target(F32_TARGET))) static void pack_copy(float *dst, int W, const float *src, int ld, int x0, int n,
-                                                          int k0, int kc) {
-    const int panels = (n + W - 1) / W;
-    for (int k = 0; k < kc; k++) {
-        const float *s = src + (size_t)(k0 + k) * ld + x0;
-        for (int p = 0; p < panels; p++) {
-            float *d = dst + ((size_t)p * kc + k) * W;
+/* Panels of W lanes from a source whose lanes are contiguous: src points at (k0, x0) of a
+ * row-major [K, ...] matrix; panel p, row k, lane l at dst[(p*kc + k)*W + l] = src[k*ld + p*W + l]
+ * for the n lanes p*W + l < n, zero for the rest of the last panel. k outermost: each source row
+ * is read once, start to end. (Panel by panel, a 14-float panel row would use a quarter of a
+ * cache line whose other quarters only the next panels read, after KC rows at a fixed stride
+ * have gone through the same few L1 sets: with ld = 768 or 3072 floats every access missed.) */
+INLINE void pack_copy(float *dst, const int W, const float *src, size_t ld, int n, int kc) {
+    const int full = n / W, rest = n - full * W;
+    const size_t panel = (size_t)kc * W;
+    for (int k = 0; k < kc; k++, src += ld, dst += W) {
+        const float *s = src;
+        float *d = dst;
+        for (int p = 0; p < full; p++, s += W, d += panel)
             for (int v = 0; v < W; v += 16)
-                _mm512_mask_storeu_ps(d + v, first_lanes(W - v),
-                                      _mm512_maskz_loadu_ps(first_lanes(n - p * W - v), s + p * W + v));
-        }
+                _mm512_mask_storeu_ps(d + v, first_lanes(W - v), _mm512_maskz_loadu_ps(first_lanes(W - v), s + v));
+        if (rest)
+            for (int v = 0; v < W; v += 16)
+                _mm512_mask_storeu_ps(d + v, first_lanes(W - v), _mm512_maskz_loadu_ps(first_lanes(rest - v), s + v));
     }
 }
 
 /* Row i of r becomes column i: on return r[k] holds element k of every input row. Three
  * rounds of shuffles: 32-bit pairs, 64-bit pairs (within 128-bit lanes), then 128-bit lanes. */
-__attribute__((target(F32_TARGET))) static inline void transpose16(__m512 r[16]) {
+INLINE void transpose16(__m512 r[16]) {
     __m512 t[16], u[16];
     for (int i = 0; i < 16; i += 2) { /* lane L: r_i[4L], r_i+1[4L], r_i[4L+1], r_i+1[4L+1] | ..+2, +3 */
         t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
@@ -69,51 +77,59 @@ __attribute__((target(F32_TARGET))) static inline void transpose16(__m512 r[16])
     }
 }
 
-/* One panel of W lanes: dst[k*W + lane] = src[(x0 + lane)*ld + k0 + k] for lane < n <= W,
- * zero for n <= lane < W. */
-__attribute__((target(F32_TARGET))) static void transpose_panel(float *dst, int W, const float *src, int ld, int x0,
-                                                                int n, int k0, int kc) {
-    for (int g = 0; g < W; g += 16) { /* 16 lanes at a time */
-        const int rows = n - g < 0 ? 0 : n - g < 16 ? n - g : 16;
-        const __mmask16 store = first_lanes(W - g);
-        if (rows == 0) { /* past the source's edge: zeros, nothing to transpose */
-            for (int k = 0; k < kc; k++) _mm512_mask_storeu_ps(dst + (size_t)k * W + g, store, _mm512_setzero_ps());
-            continue;
-        }
-        for (int k = 0; k < kc; k += 16) {
-            const int kn = kc - k < 16 ? kc - k : 16;
-            const __mmask16 load = first_lanes(kn);
-            __m512 r[16];
-            /* 16 rows read side by side are 16 streams, more than the hardware prefetchers
-             * follow: weights come from memory (they do not stay cached between two uses), so
-             * ask for each row's lines 4 loads ahead (+2-4% on ViT-B's linear layers). */
-            if (k + PREFETCH_AHEAD < kc)
-                for (int i = 0; i < rows; i++)
-                    _mm_prefetch((const char *)(src + (size_t)(x0 + g + i) * ld + k0 + k + PREFETCH_AHEAD),
-                                 _MM_HINT_T0);
-            for (int i = 0; i < 16; i++)
-                r[i] = i < rows ? _mm512_maskz_loadu_ps(load, src + (size_t)(x0 + g + i) * ld + k0 + k)
-                                : _mm512_setzero_ps();
-            transpose16(r);
-            float *d = dst + (size_t)k * W + g;
-            for (int j = 0; j < kn; j++) _mm512_mask_storeu_ps(d + (size_t)j * W, store, r[j]);
+/* 16 lanes (rows <= 16 of them real) of one panel: d[k*W + i] = row i at k, k < kc; src points at
+ * row 0, k0. Whole 16 x 16 blocks keep r in registers; the k tail goes through memory. */
+INLINE void transpose_rows(float *d, const int W, __mmask16 store, const float *src, size_t ld, int rows, int kc) {
+    int k = 0;
+    for (; k + 16 <= kc; k += 16, src += 16, d += 16 * W) {
+        /* 16 rows read side by side are 16 streams, more than the hardware prefetchers follow:
+         * weights come from memory (they do not stay cached between two uses), so ask for each
+         * row's lines 4 loads ahead (+2-4% on ViT-B's linear layers). */
+        if (k + PREFETCH_AHEAD < kc)
+            for (int i = 0; i < rows; i++) _mm_prefetch((const char *)(src + i * ld + PREFETCH_AHEAD), _MM_HINT_T0);
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_loadu_ps(src + i * ld) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int j = 0; j < 16; j++) _mm512_mask_storeu_ps(d + j * W, store, r[j]);
+    }
+    if (k < kc) {
+        const __mmask16 load = first_lanes(kc - k);
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(load, src + i * ld) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int j = 0; j < kc - k; j++) _mm512_mask_storeu_ps(d + j * W, store, r[j]);
+    }
+}
+
+/* Panels of W lanes, as pack_copy, from a source whose lanes are rows: src points at (x0, k0) of
+ * a row-major [..., K] matrix; dst[(p*kc + k)*W + l] = src[(p*W + l)*ld + k]. Panel by panel,
+ * 16 rows at a time (each 16 x 16 block loaded is whole cache lines, all used at once). */
+INLINE void pack_transpose(float *dst, const int W, const float *src, size_t ld, int n, int kc) {
+    for (int p = 0; p * W < n; p++, src += W * ld, dst += (size_t)kc * W) {
+        const int lanes = n - p * W < W ? n - p * W : W;
+        for (int g = 0; g < W; g += 16) {
+            const int rows = lanes - g < 0 ? 0 : lanes - g < 16 ? lanes - g : 16;
+            const __mmask16 store = first_lanes(W - g);
+            if (rows == 0) /* past the source's edge: zeros, nothing to transpose */
+                for (int k = 0; k < kc; k++) _mm512_mask_storeu_ps(dst + k * W + g, store, _mm512_setzero_ps());
+            else
+                transpose_rows(dst + g, W, store, src + g * ld, ld, rows, kc);
         }
     }
 }
 
-/* Panels of W lanes, as pack_copy, from a source whose lanes are rows: panel by panel (each
- * 16 x 16 block it loads is whole cache lines, all used at once). */
-static void pack_transpose(float *dst, int W, const float *src, int ld, int x0, int n, int k0, int kc) {
-    for (int p = 0; p * W < n; p++)
-        transpose_panel(dst + (size_t)p * kc * W, W, src, ld, x0 + p * W, n - p * W < W ? n - p * W : W, k0, kc);
+__attribute__((target(F32_TARGET))) void gemm_f32_pack_a(float *ap, const float *a, int lda, int trans_a, int i0,
+                                                         int mc, int k0, int kc) {
+    if (trans_a) /* a is [K,M] */
+        pack_copy(ap, GEMM_F32_MR, a + (size_t)k0 * lda + i0, (size_t)lda, mc, kc);
+    else /* a is [M,K] */
+        pack_transpose(ap, GEMM_F32_MR, a + (size_t)i0 * lda + k0, (size_t)lda, mc, kc);
 }
 
-void gemm_f32_pack_a(float *ap, const float *a, int lda, int trans_a, int i0, int mc, int k0, int kc) {
-    if (trans_a) pack_copy(ap, GEMM_F32_MR, a, lda, i0, mc, k0, kc);         /* a is [K,M] */
-    else pack_transpose(ap, GEMM_F32_MR, a, lda, i0, mc, k0, kc);            /* a is [M,K] */
-}
-
-void gemm_f32_pack_b(float *bp, const float *b, int ldb, int trans_b, int j0, int nc, int k0, int kc) {
-    if (trans_b) pack_transpose(bp, GEMM_F32_NR, b, ldb, j0, nc, k0, kc);    /* b is [N,K] */
-    else pack_copy(bp, GEMM_F32_NR, b, ldb, j0, nc, k0, kc);                 /* b is [K,N] */
+__attribute__((target(F32_TARGET))) void gemm_f32_pack_b(float *bp, const float *b, int ldb, int trans_b, int j0,
+                                                         int nc, int k0, int kc) {
+    if (trans_b) /* b is [N,K] */
+        pack_transpose(bp, GEMM_F32_NR, b + (size_t)j0 * ldb + k0, (size_t)ldb, nc, kc);
+    else /* b is [K,N] */
+        pack_copy(bp, GEMM_F32_NR, b + (size_t)k0 * ldb + j0, (size_t)ldb, nc, kc);
 }
