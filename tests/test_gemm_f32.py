@@ -27,10 +27,11 @@ TRANS = [(False, False), (False, True), (True, False), (True, True)]
 
 # Every edge of the 14 x 32 register tile, of the 16-wide vectors and transposes in packing,
 # and of the blocks (K 768, M 210, N 1024, B packed 256 columns at a time): 1, primes, one
-# under/over a tile, K past one and two K blocks, M and N past one block.
+# under/over a tile, K past one and two K blocks, M and N past one block; c up to 256 columns
+# wide (a read in place) and wider (a packed).
 SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 9), (2, 3, 1), (13, 31, 17), (14, 32, 16), (15, 33, 257), (28, 64, 256),
           (29, 17, 300), (97, 101, 103), (197, 64, 197), (64, 197, 64), (3, 100, 1600), (30, 300, 800),
-          (130, 48, 40), (281, 70, 33), (600, 41, 20), (17, 1100, 9)]
+          (130, 48, 40), (281, 70, 33), (600, 41, 20), (17, 1100, 9), (250, 257, 50), (43, 290, 771)]
 
 
 def _operands(rng, M, N, K, ta, tb, integer, pad=0):
@@ -109,7 +110,7 @@ def test_leading_dimensions_past_the_row(backend, ta, tb):
     """lda, ldb, ldc larger than the rows: a, b are views of wider arrays, c a view whose columns
     past N hold sentinels that must survive."""
     rng = np.random.default_rng(3)
-    for M, N, K in [(15, 33, 257), (29, 17, 300), (1, 5, 3), (40, 70, 19)]:
+    for M, N, K in [(15, 33, 257), (29, 17, 300), (1, 5, 3), (40, 70, 19), (20, 270, 30)]:
         for pad in (1, 3, 16):
             a, b = _operands(rng, M, N, K, ta, tb, integer=False, pad=pad)
             assert a.strides[0] > a.shape[1] * 4 or a.shape[0] == 1

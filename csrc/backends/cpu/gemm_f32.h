@@ -1,5 +1,5 @@
-/* fp32 GEMM on AVX-512F (gemm_f32.c, packing in gemm_f32_pack.c), chosen over OpenBLAS by
- * vc_sgemm (sgemm.c).
+/* fp32 GEMM on AVX-512F (gemm_f32.c: blocking; gemm_f32_tile.c: micro-kernel; gemm_f32_pack.c:
+ * packing), chosen over OpenBLAS by vc_sgemm (sgemm.c).
  *
  * Packed layouts (both zero-padded to full panels, so the micro-kernel never reads past them):
  *   A panel, MR rows of op(a):    ap[k*MR + r] = op(a)[i0 + r, k0 + k]
@@ -20,6 +20,14 @@ enum { GEMM_F32_MR = 14, GEMM_F32_NV = 2, GEMM_F32_NR = 16 * GEMM_F32_NV };
  * allocated (c untouched: the caller falls back to OpenBLAS). */
 int cpu_gemm_f32_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *a, int lda,
                         const float *b, int ldb, float beta, float *c, int ldc);
+
+/* One tile of c (gemm_f32_tile.c): gemm_f32_tiles[a_rows][mr - 1][nv - 1] computes mr rows by
+ * nr <= 16*nv columns, c = alpha A.B + beta c over kc values of k, with A(i, p) at
+ * ap[i + p*a_step] (a_rows 0: a packed panel, or a^T in place) or ap[i*a_step + p] (a_rows 1: rows
+ * of a in place), B(p, j) at bp[p*NR + j] (a packed panel). */
+typedef void (*gemm_f32_tile_fn)(int kc, const float *ap, size_t a_step, const float *bp, float *c, size_t ldc,
+                                 int nr, float alpha, float beta);
+extern const gemm_f32_tile_fn gemm_f32_tiles[2][GEMM_F32_MR][GEMM_F32_NV];
 
 /* The A panels of rows [i0, i0 + mc) x k in [k0, k0 + kc) of op(a): panel p (rows i0 + p*MR ..)
  * at ap + p*kc*MR; the last panel's rows past mc are zero. */
