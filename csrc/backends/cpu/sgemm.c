@@ -43,11 +43,11 @@ static int openblas_has_avx512(void) {
 }
 
 /* Small GEMMs, where OpenBLAS's AVX-512 build beats our kernel: it has "small matrix" kernels
- * that read the operands in place, while ours packs both, which costs 10-25% below about a
- * million multiply-adds (measured, one thread, warm operands: 64^3 with b not transposed,
- * ours 2.6 us vs 2.2 us; attention's T x T x 64 with b transposed, ours wins from T = 32).
- * Its AVX2 build loses to ours at every size, so this applies only when OpenBLAS runs
- * AVX-512 kernels. */
+ * without packing, for up to 1e6 multiply-adds, while ours still packs B. Measured, one thread,
+ * operands in cache: b not transposed, ours 5-15% slower up to 96^3 (64^3: 2.4 vs 2.2 us); b
+ * transposed (attention's T x T x 64), ours 1.2-5x slower at T <= 16, even at T = 24, faster
+ * from T = 32 (0.61 vs 0.84 us). Its AVX2 build loses to ours at every size, so this applies
+ * only when OpenBLAS runs AVX-512 kernels. */
 static int small_for_openblas(int tb, int M, int N, int K) {
     const double mnk = (double)M * N * K;
     return mnk <= (tb ? 40e3 : 1e6) && openblas_has_avx512();
