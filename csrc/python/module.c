@@ -28,6 +28,7 @@ static int (*const register_hooks[])(PyObject *) = {
     vc_py_register_ops_backward,
     vc_py_register_optim,
     vc_py_register_bf16,
+    vc_py_register_gemm,
     vc_py_register_gpt2,
 };
 

@@ -38,6 +38,7 @@ int vc_py_register_mobilevit(PyObject *m);
 int vc_py_register_optim(PyObject *m);
 int vc_py_register_ops_backward(PyObject *m);
 int vc_py_register_bf16(PyObject *m);
+int vc_py_register_gemm(PyObject *m);
 int vc_py_register_gpt2(PyObject *m);
 
 #endif

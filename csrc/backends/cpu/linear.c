@@ -1,9 +1,9 @@
 /* Fully connected layer: out[M,N] (+)= in[M,K] . w[N,K]^T + bias.
  *
- * visionc runs one thread pool (OpenMP) and calls OpenBLAS single-threaded inside it:
- * two pools that each spin on the same cores slow each other down badly. So the GEMM is
- * split here, into column blocks of the output (rows of w) when N is wide enough, else
- * into row blocks. */
+ * visionc runs one thread pool (OpenMP) and calls its GEMM (vc_sgemm: visionc's AVX-512
+ * kernel, or OpenBLAS) single-threaded inside it: two pools that each spin on the same cores
+ * slow each other down badly. So the GEMM is split here, into column blocks of the output
+ * (rows of w) when N is wide enough, else into row blocks. */
 #ifdef _OPENMP
 #include <omp.h>
 #endif
