@@ -252,3 +252,19 @@ def test_models_agree_with_openblas(tmp_path):
     assert set(ours.files) == set(theirs.files) and len(ours.files) > 3
     for name in ours.files:
         assert_close(f"{name}: avx512 vs openblas", ours[name], theirs[name], atol=1e-5)
+
+
+def test_binding_rejects_bad_arguments():
+    a, b = np.ones((3, 4), np.float32), np.ones((4, 5), np.float32)
+    with pytest.raises(ValueError, match="backend"):
+        _C.gemm_f32(a, b, backend="mkl")
+    with pytest.raises(ValueError, match="inner dimensions"):
+        _C.gemm_f32(a, b.T.copy())
+    with pytest.raises(ValueError, match="beta needs"):
+        _C.gemm_f32(a, b, beta=1.0)
+    with pytest.raises(ValueError, match="c must be"):
+        _C.gemm_f32(a, b, c=np.zeros((3, 4), np.float32))
+    with pytest.raises(TypeError, match="writeable"):
+        _C.gemm_f32(a, b, c=np.zeros((5, 3), np.float32).T)  # columns not contiguous
+    with pytest.raises(TypeError, match="float32"):
+        _C.gemm_f32(a.astype(np.float64), b)

@@ -59,8 +59,12 @@ static PyObject *gemm_f32(PyObject *s, PyObject *args, PyObject *kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|ppOdds", kwlist, &ao, &bo, &ta, &tb, &co, &alpha, &beta,
                                      &backend))
         return NULL;
-    const int use = !strcmp(backend, "auto") ? 0 : !strcmp(backend, "avx512") ? 1 : !strcmp(backend, "openblas") ? 2 : -1;
-    if (use < 0) return PyErr_Format(PyExc_ValueError, "backend must be 'auto', 'avx512' or 'openblas', got %s", backend);
+    const int use = !strcmp(backend, "auto")       ? 0
+                    : !strcmp(backend, "avx512")   ? 1
+                    : !strcmp(backend, "openblas") ? 2
+                                                   : -1;
+    if (use < 0)
+        return PyErr_Format(PyExc_ValueError, "backend must be 'auto', 'avx512' or 'openblas', got %s", backend);
     if (use == 1 && !vc_cpu()->avx512f) return PyErr_Format(PyExc_RuntimeError, "this CPU has no AVX-512F");
     PyArrayObject *a = rows_array(ao, "a", 0, &lda), *b = NULL, *c = NULL;
     if (!a || !(b = rows_array(bo, "b", 0, &ldb))) goto fail;
