@@ -61,12 +61,7 @@ void vc_convnext_train_free(vc_convnext_train *t) {
 size_t vc_convnext_train_saved_bytes(const vc_convnext *m) { return m->train ? m->train->bytes : 0; }
 
 vc_status vc_convnext_bind_grad(vc_convnext *m, int i, const vc_tensor *x) {
-    if (i < 0 || i >= m->grads.n) return vc_fail(VC_ERR_ARG, "gradient slot %d out of range", i);
-    if (!x) {
-        vc_params_unbind(&m->grads, i);
-        return VC_OK;
-    }
-    return vc_params_bind(&m->grads, i, x);
+    return vc_params_bind_grad(&m->grads, i, x);
 }
 
 static size_t maxz(size_t a, size_t b) { return a > b ? a : b; }

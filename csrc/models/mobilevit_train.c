@@ -85,12 +85,7 @@ void vc_mobilevit_train_free(vc_mobilevit_train *t) {
 size_t vc_mobilevit_train_saved_bytes(const vc_mobilevit *m) { return m->train ? m->train->bytes : 0; }
 
 vc_status vc_mobilevit_bind_grad(vc_mobilevit *m, int i, const vc_tensor *x) {
-    if (i < 0 || i >= m->grads.n) return vc_fail(VC_ERR_ARG, "gradient slot %d out of range", i);
-    if (!x) {
-        vc_params_unbind(&m->grads, i);
-        return VC_OK;
-    }
-    return vc_params_bind(&m->grads, i, x);
+    return vc_params_bind_grad(&m->grads, i, x);
 }
 
 /* ---- planning: the same carving code measures, then hands out pointers ---- */

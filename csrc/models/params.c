@@ -54,3 +54,10 @@ vc_status vc_params_check_bound(const vc_param_table *t) {
 void vc_params_unbind(vc_param_table *t, int i) {
     if (i >= 0 && i < t->n) *t->slots[i].field = NULL;
 }
+
+vc_status vc_params_bind_grad(vc_param_table *t, int i, const vc_tensor *x) {
+    if (i < 0 || i >= t->n) return vc_fail(VC_ERR_ARG, "gradient slot %d out of range", i);
+    if (x) return vc_params_bind(t, i, x);
+    vc_params_unbind(t, i);
+    return VC_OK;
+}

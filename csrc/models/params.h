@@ -34,6 +34,8 @@ const char *vc_params_name(const vc_param_table *t, int i, int *ndim, int64_t sh
 vc_status vc_params_bind(vc_param_table *t, int i, const vc_tensor *x);
 /* Clears slot i (a gradient slot left unbound: that tensor is frozen). */
 void vc_params_unbind(vc_param_table *t, int i);
+/* A gradient table's binding: x binds slot i as vc_params_bind does, x NULL unbinds it (frozen). */
+vc_status vc_params_bind_grad(vc_param_table *t, int i, const vc_tensor *x);
 /* VC_OK when every slot is bound, else names the first unbound one. */
 vc_status vc_params_check_bound(const vc_param_table *t);
 

@@ -51,12 +51,7 @@ void vc_vit_train_free(vc_vit_train *t) {
 size_t vc_vit_train_saved_bytes(const vc_vit *m) { return m->train ? m->train->bytes : 0; }
 
 vc_status vc_vit_bind_grad(vc_vit *m, int i, const vc_tensor *x) {
-    if (i < 0 || i >= m->grads.n) return vc_fail(VC_ERR_ARG, "gradient slot %d out of range", i);
-    if (!x) {
-        vc_params_unbind(&m->grads, i);
-        return VC_OK;
-    }
-    return vc_params_bind(&m->grads, i, x);
+    return vc_params_bind_grad(&m->grads, i, x);
 }
 
 static vc_encoder_dims layer_dims(const vc_vit *m, int B, int T, float p_hidden, float p_attn) {
