@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from ._native import _C
+from .models.config_fields import MAX_POSITIONS, MAX_VOCAB, TOKEN, Float, Int, Ints, check_fields
 
 __all__ = ["GenerationConfig", "GenerateOutput", "generate"]
 
@@ -50,6 +51,29 @@ _UNSUPPORTED = (
     "watermarking_config", "low_memory", "prompt_lookup_num_tokens", "assistant_early_exit", "use_mtp",
 )
 _FIELDS = _SUPPORTED + _UNSUPPORTED
+
+_LEN = Int(0, MAX_POSITIONS, nullable=True)
+_MANY = Int(1, 1 << 12, nullable=True)
+# Ranges of the numeric fields (null: unset), checked once the file's values and generate()'s
+# arguments are merged and before anything is sized by them.
+_RULES = {"max_length": _LEN, "max_new_tokens": _LEN, "min_length": _LEN, "min_new_tokens": _LEN,
+          "num_beams": _MANY, "num_return_sequences": _MANY, "top_k": Int(0, MAX_VOCAB, nullable=True),
+          "top_p": Float(0.0, 1.0, nullable=True), "temperature": Float(0.0, 1e6, nullable=True),
+          "repetition_penalty": Float(0.0, 1e6, lo_open=True, nullable=True),
+          "length_penalty": Float(-1e6, 1e6, nullable=True), "no_repeat_ngram_size": _LEN,
+          "min_tokens_to_keep": Int(0, MAX_VOCAB, nullable=True), "pad_token_id": TOKEN, "bos_token_id": TOKEN,
+          "decoder_start_token_id": TOKEN, "forced_bos_token_id": TOKEN}
+_ID_LISTS = ("eos_token_id", "forced_eos_token_id")  # an id or a list of ids
+
+
+def check_generation_fields(values: dict, source: str):
+    check_fields(values, _RULES, source)
+    for k in _ID_LISTS:
+        v = values.get(k)
+        if isinstance(v, list):
+            check_fields(values, {k: Ints(0, TOKEN.hi, 0, 1 << 12)}, source)
+        else:
+            check_fields(values, {k: TOKEN}, source)
 
 
 class GenerationConfig:
@@ -181,6 +205,7 @@ def generate(next_logits, prompt_ids=None, generation_config: GenerationConfig |
     if unknown:
         raise TypeError(f"generate() got unknown generation arguments: {unknown}")
     cfg.update(**kwargs)
+    check_generation_fields(vars(cfg), "generation config")
     if prompt_ids is None:
         start = cfg.decoder_start_token_id if cfg.decoder_start_token_id is not None else cfg.bos_token_id
         if start is None:

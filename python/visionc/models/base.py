@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import hub
 from ..io import load_state_dict
+from .config_fields import MAX_LABELS, Int, check_fields, parse_id2label  # noqa: F401 (parse_id2label: the families import it here)
 from .training import TrainingMixin, as_parameter, init_head
 
 
@@ -69,17 +70,6 @@ class FeatureMapsMixin:
         return emb
 
 
-def parse_id2label(config: dict) -> dict[int, str]:
-    raw = config.get("id2label")
-    if raw:
-        try:
-            return {int(k): str(v) for k, v in raw.items()}
-        except (ValueError, AttributeError) as e:
-            raise ValueError(f"config id2label must map integer ids to names: {e}") from e
-    n = int(config.get("num_labels", 0) or 0)
-    return {i: f"LABEL_{i}" for i in range(n)}
-
-
 class PreTrainedModel(TrainingMixin):
     """Base for models whose compute lives in a C object (`self._c`).
 
@@ -109,6 +99,7 @@ class PreTrainedModel(TrainingMixin):
         a classifier missing from the checkpoint is always initialised (as transformers)."""
         ignore_mismatched = bool(kwargs.pop("ignore_mismatched_sizes", False))
         if "num_labels" in kwargs:
+            check_fields(kwargs, {"num_labels": Int(1, MAX_LABELS)}, "from_pretrained")
             n = int(kwargs.pop("num_labels"))
             if "id2label" in kwargs and len(kwargs["id2label"]) != n:
                 raise ValueError(f"num_labels={n} disagrees with id2label ({len(kwargs['id2label'])} labels)")
@@ -121,6 +112,8 @@ class PreTrainedModel(TrainingMixin):
             raw = read_json(directory / "config.json")
         config, state, names = cls._prepare(state, raw, str(weights))
         build_kwargs = {}
+        rules = getattr(type(config), "_RULES", {})
+        check_fields(kwargs, rules, "from_pretrained")
         for k, v in kwargs.items():
             if k == "id2label":
                 v = {int(i): str(n) for i, n in v.items()}
@@ -128,6 +121,8 @@ class PreTrainedModel(TrainingMixin):
                 setattr(config, k, v)
             else:
                 build_kwargs[k] = v
+        if hasattr(config, "check"):
+            config.check("from_pretrained")
         model = cls._build(config, state, **build_kwargs)
         model._ignore_mismatched_sizes = ignore_mismatched
         model._load(state, str(weights), names)

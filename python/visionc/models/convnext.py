@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._native import _C
-from .base import FeatureMapsMixin, PreTrainedModel, parse_id2label
+from .base import FeatureMapsMixin, PreTrainedModel
+from .config_fields import (EPS, IMAGE, LAYERS, MAX_IMAGE, MAX_WIDTH, PROB, STD, Float, Int, Ints, check_fields, check_matches,
+                            labels_for_save, parse_id2label)
 from .outputs import BaseModelOutputWithPoolingAndNoAttention, ImageClassifierOutputWithNoAttention
 
 
@@ -31,6 +33,12 @@ class ConvNextConfig:
     id2label: dict = field(default_factory=dict)
     model_type: str = "convnext"
     extra: dict = field(default_factory=dict)
+
+    # transformers' config.json fields (timm's config.json does not shape the model: the weights do)
+    _RULES = {"depths": Ints(0, LAYERS.hi, 1, 16), "hidden_sizes": Ints(1, MAX_WIDTH, 1, 16),
+              "num_stages": Int(1, 16), "num_channels": Int(1, 1024), "patch_size": Int(1, 1024),
+              "image_size": IMAGE, "layer_norm_eps": EPS, "drop_path_rate": PROB, "initializer_range": STD,
+              "layer_scale_init_value": Float(-1e6, 1e6), "out_indices": Ints(-64, 64, 0, 64)}
 
     @property
     def num_labels(self) -> int:
@@ -90,6 +98,25 @@ def _shape_config(state: dict, source: str) -> dict:
                 layer_scale="stages.0.blocks.0.gamma" in state)
 
 
+def _check_against_weights(raw: dict, shape: dict, source: str):
+    """transformers' sizes against those read from the weights (raw is already range-checked)."""
+    stem = "embeddings.patch_embeddings.weight"
+    for key, tensor in (("depths", "encoder.stages.*.layers.*"), ("hidden_sizes", "encoder.stages.*.layers.0.dwconv"),
+                        ("num_channels", stem), ("patch_size", stem)):
+        if key in raw:
+            check_matches(source, key, list(raw[key]) if isinstance(raw[key], list) else raw[key], shape[key], tensor)
+    if "num_stages" in raw:
+        check_matches(source, "num_stages", raw["num_stages"], len(shape["depths"]), "encoder.stages.*")
+    if "layer_scale_init_value" in raw and (raw["layer_scale_init_value"] > 0) != shape["layer_scale"]:
+        raise ValueError(f"{source}: layer_scale_init_value {raw['layer_scale_init_value']!r} "
+                         f"{'disables' if shape['layer_scale'] else 'enables'} the layer scales, but the weights "
+                         f"{'have' if shape['layer_scale'] else 'lack'} them (layer_scale_parameter)")
+    n = len(shape["depths"])
+    bad = [i for i in raw.get("out_indices") or [] if not -(n + 1) <= i <= n]
+    if bad:
+        raise ValueError(f"{source}: out_indices {raw['out_indices']} name stages outside 0..{n}")
+
+
 def hf_to_timm(state: dict) -> tuple[dict, dict]:
     out, names = {}, {}
     for k, v in state.items():
@@ -126,6 +153,8 @@ class ConvNextModel(FeatureMapsMixin, PreTrainedModel):
             n = int(state["head.fc.weight"].shape[0]) if "head.fc.weight" in state else 0
             labels = raw.get("label_names") or pre.get("label_names")
             id2label = {i: (labels[i] if labels and i < len(labels) else f"LABEL_{i}") for i in range(n)}
+            check_fields(pre, {"input_size": Ints(1, MAX_IMAGE, 2, 3)}, "config.json pretrained_cfg")
+            check_fields(raw, {"drop_path_rate": Float(0.0, 1.0, nullable=True)}, "config.json")
             size = (pre.get("input_size") or [3, 224, 224])[-1]
             cfg = ConvNextConfig(**shape, norm_eps=1e-6, head_norm_eps=1e-6, image_size=int(size), id2label=id2label,
                                  drop_path_rate=float(raw.get("drop_path_rate", 0.0) or 0.0),
@@ -137,14 +166,13 @@ class ConvNextModel(FeatureMapsMixin, PreTrainedModel):
             raise ValueError(f"{source}: not a ConvNeXt checkpoint (model_type {mt!r})")
         if raw.get("hidden_act", "gelu") != "gelu":
             raise NotImplementedError(f"{source}: hidden_act {raw['hidden_act']!r} (only gelu)")
+        check_fields(raw, ConvNextConfig._RULES, "config.json")
         timm_state, names = hf_to_timm(state)
         shape = _shape_config(timm_state, source)
-        for key, want in (("depths", shape["depths"]), ("hidden_sizes", shape["hidden_sizes"])):
-            if key in raw and list(raw[key]) != want:
-                raise ValueError(f"{source}: config.json {key} {raw[key]} disagrees with the weights ({want})")
+        _check_against_weights(raw, shape, "config.json")
         cfg = ConvNextConfig(**shape, norm_eps=1e-6, head_norm_eps=float(raw.get("layer_norm_eps", 1e-12)),
                              image_size=int(raw.get("image_size", 224)), id2label=parse_id2label(raw),
-                             drop_path_rate=float(raw.get("drop_path_rate", 0.0) or 0.0),
+                             drop_path_rate=float(raw.get("drop_path_rate", 0.0)),
                              initializer_range=float(raw.get("initializer_range", 0.02)),
                              extra={k: v for k, v in raw.items() if k not in ("id2label", "label2id")})
         return cfg, timm_state, names
@@ -182,10 +210,10 @@ class ConvNextModel(FeatureMapsMixin, PreTrainedModel):
         out.update(model_type="convnext", num_channels=cfg.num_channels, patch_size=cfg.patch_size,
                    hidden_sizes=list(cfg.hidden_sizes), depths=list(cfg.depths), num_stages=cfg.num_stages,
                    layer_norm_eps=cfg.head_norm_eps, image_size=cfg.image_size, drop_path_rate=cfg.drop_path_rate,
-                   initializer_range=cfg.initializer_range,
-                   id2label={str(k): v for k, v in cfg.id2label.items()},
-                   label2id={v: k for k, v in cfg.id2label.items()})
-        out.pop("num_labels", None)
+                   initializer_range=cfg.initializer_range)
+        for k in ("num_labels", "id2label", "label2id"):
+            out.pop(k, None)
+        out.update(labels_for_save(cfg.id2label))
         out["architectures"] = ["ConvNextForImageClassification" if self._with_head else "ConvNextModel"]
         return state, out
 

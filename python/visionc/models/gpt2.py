@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .._native import _C
-from ..generation import GenerationConfig, generate as _generate
+from ..generation import GenerationConfig, check_generation_fields, generate as _generate
+from .config_fields import (EPS, LAYERS, MAX_POSITIONS, MAX_VOCAB, PROB, SIZE, STD, Bool, Int, check_fields)
 from .base import PreTrainedModel
 
 
@@ -39,6 +40,13 @@ class GPT2Config:
     model_type: str = "gpt2"
     extra: dict = field(default_factory=dict)  # the rest of the config, kept for generation defaults
 
+    _RULES = {"vocab_size": Int(1, MAX_VOCAB), "n_positions": Int(1, MAX_POSITIONS), "n_embd": SIZE,
+              "n_layer": LAYERS, "n_head": SIZE, "n_inner": Int(1, 1 << 18, nullable=True),
+              "layer_norm_epsilon": EPS, "initializer_range": STD, "resid_pdrop": PROB, "embd_pdrop": PROB,
+              "attn_pdrop": PROB, "summary_first_dropout": PROB, "add_cross_attention": Bool(),
+              "scale_attn_weights": Bool(), "scale_attn_by_inverse_layer_idx": Bool(),
+              "reorder_and_upcast_attn": Bool(), "tie_word_embeddings": Bool()}
+
     # transformers' attribute_map: the generic names GPT2Config also accepts
     _ALIASES = {"hidden_size": "n_embd", "num_hidden_layers": "n_layer", "num_attention_heads": "n_head",
                 "max_position_embeddings": "n_positions"}
@@ -47,11 +55,9 @@ class GPT2Config:
     def from_dict(cls, d: dict, source: str = "config.json") -> "GPT2Config":
         d = {cls._ALIASES.get(k, k): v for k, v in d.items()}
         known = {f.name for f in fields(cls)} - {"extra"}
+        check_fields(d, cls._RULES, source)
+        check_generation_fields(d, source)  # token ids and the legacy generation fields
         kw = {k: d[k] for k in known if d.get(k) is not None}
-        for k in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
-            v = kw.get(k, getattr(cls, k))
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"{source}: {k} must be a positive integer, got {v!r}")
         if kw.get("n_embd", cls.n_embd) % kw.get("n_head", cls.n_head):
             raise ValueError(f"{source}: n_embd {kw.get('n_embd', cls.n_embd)} is not a multiple of n_head "
                              f"{kw.get('n_head', cls.n_head)}")
@@ -171,14 +177,19 @@ class GPT2LMHeadModel(PreTrainedModel):
             n = prompt.shape[0]
         else:
             n = int(kwargs.pop("batch_size", 1))
-        rows, length = generation_hints(cfg, kwargs, n, prompt.shape[1] if prompt is not None else 1)
+        rows, length = generation_hints(cfg, kwargs, n, prompt.shape[1] if prompt is not None else 1,
+                                        self.config.n_positions)
         return _generate(self.session(enc, rows, length), prompt, cfg, seed=seed, batch_size=n,
                          max_position_embeddings=self.config.n_positions, **kwargs)
 
 
-def generation_hints(cfg: GenerationConfig, kwargs: dict, n_inputs: int, prompt_len: int) -> tuple[int, int]:
-    """(rows, tokens per row) a generation will need, to size the caches up front. Only a
-    hint: the caches grow if it falls short."""
+def generation_hints(cfg: GenerationConfig, kwargs: dict, n_inputs: int, prompt_len: int,
+                     max_positions: int) -> tuple[int, int]:
+    """(rows, tokens per row) a generation will need, to size the caches up front, after the
+    merged values are range-checked. Only a hint: the caches grow if it falls short, and no
+    row is longer than the decoder's positions."""
+    check_generation_fields({**vars(cfg), **kwargs}, "generation config")
+
     def pick(name, default):
         v = kwargs.get(name, getattr(cfg, name, None))
         return default if v is None else v
@@ -187,8 +198,8 @@ def generation_hints(cfg: GenerationConfig, kwargs: dict, n_inputs: int, prompt_
         new = pick("max_new_tokens", None)
         length = prompt_len + int(new) if new is not None else int(pick("max_length", 20 + prompt_len))
     except (TypeError, ValueError):  # generate() reports bad values with a proper message
-        return n_inputs, prompt_len + 20
-    return max(1, n_inputs * beams), max(prompt_len + 1, length)
+        return n_inputs, min(prompt_len + 20, max_positions)
+    return max(1, n_inputs * beams), min(max(prompt_len + 1, length), max_positions)
 
 
 def generation_config_for(directory, model_config: dict) -> GenerationConfig:

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._native import _C
-from .base import FeatureMapsMixin, PreTrainedModel, parse_id2label
+from .base import FeatureMapsMixin, PreTrainedModel
+from .config_fields import (EPS, IMAGE, MAX_WIDTH, PROB, SIZE, STD, Bool, Float, Int, Ints, check_fields,
+                            check_matches, labels_for_save, parse_id2label)
 from .outputs import BaseModelOutputWithPoolingAndNoAttention, ImageClassifierOutputWithNoAttention
 
 DEPTHS = (2, 4, 3)  # transformer layers in encoder layers 2, 3, 4 (fixed by the architecture)
@@ -41,15 +43,29 @@ class MobileViTConfig:
     model_type: str = "mobilevit"
     extra: dict = field(default_factory=dict)
 
+    _RULES = {"num_channels": Int(1, 1024), "image_size": IMAGE, "patch_size": Int(2, 2),
+              "hidden_sizes": Ints(1, MAX_WIDTH, 3, 3), "neck_hidden_sizes": Ints(1, MAX_WIDTH, 7, 7),
+              "num_attention_heads": SIZE, "mlp_ratio": Float(0.0, 64.0, lo_open=True),
+              "expand_ratio": Float(0.0, 64.0, lo_open=True), "conv_kernel_size": Int(1, 31),
+              "output_stride": Int(1, 1024), "layer_norm_eps": EPS, "qkv_bias": Bool(), "hidden_dropout_prob": PROB,
+              "classifier_dropout_prob": PROB, "attention_probs_dropout_prob": PROB, "initializer_range": STD}
+
     @property
     def num_labels(self) -> int:
         return len(self.id2label)
 
     @classmethod
     def from_dict(cls, d: dict, source: str) -> "MobileViTConfig":
+        check_fields(d, cls._RULES, source)
         kw = {k: d[k] for k in cls.__dataclass_fields__ if k in d and k not in ("id2label", "extra")}
         cfg = cls(**kw)
-        cfg.id2label = parse_id2label(d)
+        if cfg.conv_kernel_size % 2 == 0:
+            raise ValueError(f"{source}: conv_kernel_size must be odd, got {cfg.conv_kernel_size}")
+        for i, h in enumerate(cfg.hidden_sizes):
+            if h % cfg.num_attention_heads:
+                raise ValueError(f"{source}: hidden_sizes[{i}] {h} is not a multiple of num_attention_heads "
+                                 f"{cfg.num_attention_heads}")
+        cfg.id2label = parse_id2label(d, source)
         cfg.extra = {k: v for k, v in d.items() if k not in cls.__dataclass_fields__ and k not in ("label2id",)}
         if cfg.output_stride != 32:
             raise NotImplementedError(f"{source}: output_stride {cfg.output_stride} (dilated, for segmentation) is not "
@@ -57,6 +73,46 @@ class MobileViTConfig:
         if len(cfg.neck_hidden_sizes) != 7 or len(cfg.hidden_sizes) != 3:
             raise ValueError(f"{source}: neck_hidden_sizes needs 7 entries and hidden_sizes 3")
         return cfg
+
+
+def _make_divisible(v: float, divisor: int = 8) -> int:
+    """transformers' make_divisible (channel counts of the inverted residuals)."""
+    new = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * v else new
+
+
+# (config key, list index or None, tensor, axis): the sizes the weights fix
+_SIZE_TENSORS = [("neck_hidden_sizes", 0, "conv_stem.convolution.weight", 0),
+                 ("num_channels", None, "conv_stem.convolution.weight", 1),
+                 ("neck_hidden_sizes", 1, "encoder.layer.0.layer.0.reduce_1x1.convolution.weight", 0),
+                 ("neck_hidden_sizes", 2, "encoder.layer.1.layer.0.reduce_1x1.convolution.weight", 0),
+                 ("neck_hidden_sizes", 3, "encoder.layer.2.fusion.convolution.weight", 0),
+                 ("neck_hidden_sizes", 4, "encoder.layer.3.fusion.convolution.weight", 0),
+                 ("neck_hidden_sizes", 5, "encoder.layer.4.fusion.convolution.weight", 0),
+                 ("neck_hidden_sizes", 6, "conv_1x1_exp.convolution.weight", 0),
+                 ("hidden_sizes", 0, "encoder.layer.2.conv_1x1.convolution.weight", 0),
+                 ("hidden_sizes", 1, "encoder.layer.3.conv_1x1.convolution.weight", 0),
+                 ("hidden_sizes", 2, "encoder.layer.4.conv_1x1.convolution.weight", 0),
+                 ("conv_kernel_size", None, "encoder.layer.2.conv_kxk.convolution.weight", 2)]
+
+
+def _check_against_weights(cfg: MobileViTConfig, state: dict, source: str):
+    """Every size and ratio the weights fix, compared before the C model is built."""
+    for key, index, tensor, axis in _SIZE_TENSORS:
+        w = state.get(tensor)
+        if w is None or w.ndim <= axis:
+            continue  # the loader names a missing tensor
+        value = getattr(cfg, key) if index is None else getattr(cfg, key)[index]
+        check_matches(source, key if index is None else f"{key}[{index}]", value, int(w.shape[axis]), tensor)
+    derived = [("expand_ratio", _make_divisible(round(cfg.neck_hidden_sizes[0] * cfg.expand_ratio)),
+                "encoder.layer.0.layer.0.expand_1x1.convolution.weight"),
+               ("mlp_ratio", int(cfg.hidden_sizes[0] * cfg.mlp_ratio),
+                "encoder.layer.2.transformer.layer.0.intermediate.dense.weight")]
+    for key, rows, tensor in derived:
+        w = state.get(tensor)
+        if w is not None and w.ndim >= 1 and w.shape[0] != rows:
+            raise ValueError(f"{source}: {key} {getattr(cfg, key)!r} gives {rows} channels, but the weights have "
+                             f"{w.shape[0]} (tensor {tensor})")
 
 
 class MobileViTModel(FeatureMapsMixin, PreTrainedModel):
@@ -81,8 +137,9 @@ class MobileViTModel(FeatureMapsMixin, PreTrainedModel):
             raise FileNotFoundError(f"{source}: no config.json beside it (needed for MobileViT checkpoints)")
         if raw.get("model_type") != "mobilevit":
             raise ValueError(f"{source}: not a MobileViT checkpoint (model_type {raw.get('model_type')!r})")
-        config = MobileViTConfig.from_dict(raw, source)
+        config = MobileViTConfig.from_dict(raw, "config.json")
         stripped = {(k[len("mobilevit."):] if k.startswith("mobilevit.") else k): v for k, v in state.items()}
+        _check_against_weights(config, stripped, "config.json")
         return config, stripped, {}
 
     def _checkpoint_name(self, name: str) -> str:
@@ -148,9 +205,9 @@ class MobileViTModel(FeatureMapsMixin, PreTrainedModel):
             if k not in ("id2label", "extra"):
                 out[k] = getattr(cfg, k)
         out["hidden_sizes"], out["neck_hidden_sizes"] = list(cfg.hidden_sizes), list(cfg.neck_hidden_sizes)
-        out["id2label"] = {str(k): v for k, v in cfg.id2label.items()}
-        out["label2id"] = {v: k for k, v in cfg.id2label.items()}
-        out.pop("num_labels", None)
+        for k in ("num_labels", "id2label", "label2id"):
+            out.pop(k, None)
+        out.update(labels_for_save(cfg.id2label))
         out["architectures"] = ["MobileViTForImageClassification" if self._with_head else "MobileViTModel"]
         return state, out
 

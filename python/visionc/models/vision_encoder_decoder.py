@@ -15,7 +15,7 @@ import copy
 
 import numpy as np
 
-from ..generation import GenerationConfig, generate as _generate
+from ..generation import GenerationConfig, check_generation_fields, generate as _generate
 from .base import PreTrainedModel
 from .gpt2 import GPT2Config, GPT2LMHeadModel, decoder_state, generation_config_for, generation_hints
 from .outputs import ModelOutput
@@ -47,6 +47,7 @@ class VisionEncoderDecoderConfig:
         self.decoder = GPT2Config.from_dict(dec, f"{source} (decoder)")
         if not self.decoder.add_cross_attention:
             raise ValueError(f"{source}: the decoder must have add_cross_attention true")
+        check_generation_fields(raw, source)
         for k in ("decoder_start_token_id", "bos_token_id", "eos_token_id", "pad_token_id"):
             v = raw.get(k)
             setattr(self, k, v if v is not None else dec.get(k))
@@ -159,6 +160,6 @@ class VisionEncoderDecoderModel(PreTrainedModel):
         seed (each image's samples depend on it alone, not on the batch)."""
         enc = self.encode(pixel_values)
         cfg = generation_config if generation_config is not None else self.generation_config
-        rows, length = generation_hints(cfg, kwargs, enc.shape[0], 1)
+        rows, length = generation_hints(cfg, kwargs, enc.shape[0], 1, self.config.decoder.n_positions)
         session = self.decoder.session(enc, rows, length)
         return _generate(session, None, cfg, seed=seed, batch_size=enc.shape[0], **kwargs)

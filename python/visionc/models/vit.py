@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from .._native import _C
-from .base import PreTrainedModel, parse_id2label
+from .base import PreTrainedModel
+from .config_fields import (EPS, IMAGE, LAYERS, MAX_WIDTH, PROB, SIZE, STD, Bool, Int, check_fields, check_matches,
+                            labels_for_save, parse_id2label)
 from .outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 
 
@@ -34,6 +36,12 @@ class ViTConfig:
     model_type: str = "vit"
     extra: dict = field(default_factory=dict)  # keys we carry but do not use, written back on save
 
+    _RULES = {"hidden_size": SIZE, "num_hidden_layers": LAYERS, "num_attention_heads": SIZE,
+              "intermediate_size": Int(1, 1 << 18), "image_size": IMAGE, "patch_size": Int(1, 1024),
+              "num_channels": Int(1, 1024), "layer_norm_eps": EPS, "qkv_bias": Bool(),
+              "pooler_output_size": Int(1, MAX_WIDTH, nullable=True), "hidden_dropout_prob": PROB,
+              "attention_probs_dropout_prob": PROB, "initializer_range": STD}
+
     @property
     def num_labels(self) -> int:
         return len(self.id2label)
@@ -45,27 +53,29 @@ class ViTConfig:
     @classmethod
     def from_dict(cls, d: dict, source: str = "config.json") -> "ViTConfig":
         known = {f.name for f in fields(cls)} - {"id2label", "extra"}
-        kw = {}
-        for k in known:
-            if k in d and d[k] is not None:
-                kw[k] = d[k]
-        for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "image_size",
-                  "patch_size", "num_channels"):
-            if k in kw:
-                v = kw[k]
-                if isinstance(v, (list, tuple)) and k in ("image_size", "patch_size") and len(v) == 2 and v[0] == v[1]:
-                    v = v[0]
-                if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                    raise ValueError(f"{source}: {k} must be a positive integer, got {v!r}")
-                kw[k] = v
-        if not isinstance(kw.get("layer_norm_eps", 1e-12), (int, float)):
-            raise ValueError(f"{source}: layer_norm_eps must be a number")
-        cfg = cls(**kw)
-        cfg.id2label = parse_id2label(d)
+        d = dict(d)
+        for k in ("image_size", "patch_size"):  # transformers accepts a square [h, w] pair too
+            v = d.get(k)
+            if isinstance(v, (list, tuple)) and len(v) == 2 and v[0] == v[1]:
+                d[k] = v[0]
+        check_fields(d, cls._RULES, source)
+        cfg = cls(**{k: d[k] for k in known if k in d and d[k] is not None})
+        cfg.check(source)
+        cfg.id2label = parse_id2label(d, source)
         cfg.extra = {k: v for k, v in d.items() if k not in known and k not in ("id2label", "label2id", "num_labels")}
         if cfg.pooler_act != "tanh":
             raise NotImplementedError(f"{source}: pooler_act '{cfg.pooler_act}' is not supported (tanh)")
         return cfg
+
+    def check(self, source: str):
+        """The relations between fields (each one already in range)."""
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(f"{source}: hidden_size {self.hidden_size} is not a multiple of num_attention_heads "
+                             f"{self.num_attention_heads}")
+        grid = self.image_size // self.patch_size
+        if grid < 1 or grid * grid > MAX_PATCHES:
+            raise ValueError(f"{source}: image_size {self.image_size} with patch_size {self.patch_size} gives "
+                             f"{grid}x{grid} patches (1 to {MAX_PATCHES} supported)")
 
     def to_dict(self) -> dict:
         d = dict(self.extra)
@@ -73,8 +83,7 @@ class ViTConfig:
             if f.name in ("extra", "id2label"):
                 continue
             d[f.name] = getattr(self, f.name)
-        d["id2label"] = {str(k): v for k, v in self.id2label.items()}
-        d["label2id"] = {v: k for k, v in self.id2label.items()}
+        d.update(labels_for_save(self.id2label))
         return d
 
 
@@ -92,6 +101,7 @@ _TIMM_RENAMES = [
     (r"^head\.(weight|bias)$", r"classifier.\1"),
 ]
 _TIMM_QKV = re.compile(r"^blocks\.(\d+)\.attn\.qkv\.(weight|bias)$")
+MAX_PATCHES = 1 << 16  # what the C forward accepts (csrc/models/vit.c)
 # Heads per width for timm's named ViT sizes (all others: 64-wide heads).
 _TIMM_HEADS = {"tiny": 3, "small": 6, "base": 12, "large": 16, "huge": 16, "giant": 16, "gigantic": 16}
 
@@ -184,7 +194,9 @@ class ViTModel(PreTrainedModel):
         mt = raw.get("model_type")
         if mt not in (None, "vit"):
             raise ValueError(f"{source}: config.json model_type '{mt}' is not a ViT")
-        return ViTConfig.from_dict(raw, "config.json"), _strip_prefix(state), {}
+        config, state = ViTConfig.from_dict(raw, "config.json"), _strip_prefix(state)
+        _check_against_weights(config, state, "config.json")
+        return config, state, {}
 
     @classmethod
     def _build(cls, config, state, add_pooling_layer: bool | None = None):
@@ -300,6 +312,35 @@ class ViTForImageClassification(ViTModel):
         return out if return_dict else out.to_tuple()
 
     forward = __call__
+
+
+def _check_against_weights(cfg: ViTConfig, state: dict, source: str):
+    """Every size the weights fix, compared before the C model is built (a tensor that is
+    missing altogether is reported by the loader, by name)."""
+    pe = state.get("embeddings.patch_embeddings.projection.weight")
+    if pe is not None and pe.ndim == 4:
+        name = "embeddings.patch_embeddings.projection.weight"
+        check_matches(source, "hidden_size", cfg.hidden_size, int(pe.shape[0]), name)
+        check_matches(source, "num_channels", cfg.num_channels, int(pe.shape[1]), name)
+        check_matches(source, "patch_size", cfg.patch_size, int(pe.shape[2]), name)
+    layers = {int(k.split(".")[2]) for k in state if re.match(r"encoder\.layer\.\d+\.", k)}
+    if layers:
+        check_matches(source, "num_hidden_layers", cfg.num_hidden_layers, max(layers) + 1, "encoder.layer.*")
+    fc1 = state.get("encoder.layer.0.intermediate.dense.weight")
+    if fc1 is not None:
+        check_matches(source, "intermediate_size", cfg.intermediate_size, int(fc1.shape[0]),
+                      "encoder.layer.0.intermediate.dense.weight")
+    pos = state.get("embeddings.position_embeddings")
+    if pos is not None and pos.ndim == 3:
+        grid = cfg.image_size // cfg.patch_size
+        if grid * grid + 1 != pos.shape[1]:
+            raise ValueError(f"{source}: image_size {cfg.image_size} with patch_size {cfg.patch_size} needs "
+                             f"{grid * grid + 1} position embeddings, but the weights have {pos.shape[1]} (pass "
+                             f"from_pretrained(..., image_size=N) to resample them for another size)")
+    pooler = state.get("pooler.dense.weight")
+    if pooler is not None and cfg.pooler_output_size is not None:
+        check_matches(source, "pooler_output_size", cfg.pooler_output_size, int(pooler.shape[0]),
+                      "pooler.dense.weight")
 
 
 def _bicubic_matrix(n_in: int, n_out: int) -> np.ndarray:
