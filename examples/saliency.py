@@ -85,7 +85,8 @@ def saliency_map(image_path, out_path, model_dir=None):
     heat = heatmap(smooth)
     alpha = 0.75 * heat[..., None]
     overlay = (seen * (1 - alpha) + colorize(heat) * alpha).astype(np.uint8)
-    panels = np.concatenate([seen, colorize(heatmap(raw)), colorize(heat), overlay], axis=1)
+    gap = np.full((seen.shape[0], 4, 3), 255, np.uint8)  # white between the panels
+    panels = np.concatenate([seen, gap, colorize(heatmap(raw)), gap, colorize(heat), gap, overlay], axis=1)
     Image.fromarray(panels).resize((panels.shape[1] * 2, panels.shape[0] * 2), Image.NEAREST).save(out_path)
     return model.config.id2label[target], raw, smooth
 
