@@ -11,7 +11,7 @@ import transformers
 import visionc
 from helpers import assert_close
 from tolerances import LOGITS_ATOL
-from train_helpers import LOSS_RTOL, STEP_LOSS_RTOL, compare_grads, vit_ckpt_name
+from train_helpers import LOSS_RTOL, STEP_LOSS_RTOL, compare_grads, vit_ckpt_name, vit_timm_state
 
 torch.set_num_threads(2)
 
@@ -53,27 +53,6 @@ def hf_dir(tmp_path_factory):
     return d
 
 
-def _timm_state(ref):
-    """The reference's weights under timm's VisionTransformer names (qkv fused)."""
-    sd = {vit_ckpt_name(n)[4:] if n.startswith("vit.") else n: p.detach().numpy() for n, p in ref.named_parameters()}
-    out = {"cls_token": sd["embeddings.cls_token"], "pos_embed": sd["embeddings.position_embeddings"],
-           "patch_embed.proj.weight": sd["embeddings.patch_embeddings.projection.weight"],
-           "patch_embed.proj.bias": sd["embeddings.patch_embeddings.projection.bias"],
-           "norm.weight": sd["layernorm.weight"], "norm.bias": sd["layernorm.bias"],
-           "head.weight": sd["classifier.weight"], "head.bias": sd["classifier.bias"]}
-    for i in range(CFG["num_hidden_layers"]):
-        p = f"encoder.layer.{i}."
-        for kind in ("weight", "bias"):
-            out[f"blocks.{i}.attn.qkv.{kind}"] = np.concatenate(
-                [sd[f"{p}attention.attention.{x}.{kind}"] for x in ("query", "key", "value")])
-            out[f"blocks.{i}.norm1.{kind}"] = sd[f"{p}layernorm_before.{kind}"]
-            out[f"blocks.{i}.attn.proj.{kind}"] = sd[f"{p}attention.output.dense.{kind}"]
-            out[f"blocks.{i}.norm2.{kind}"] = sd[f"{p}layernorm_after.{kind}"]
-            out[f"blocks.{i}.mlp.fc1.{kind}"] = sd[f"{p}intermediate.dense.{kind}"]
-            out[f"blocks.{i}.mlp.fc2.{kind}"] = sd[f"{p}output.dense.{kind}"]
-    return out
-
-
 def _timm_grads(torch_grads):
     """torch gradients (checkpoint names) under timm names, qkv fused as timm stores it."""
     g = {n[4:] if n.startswith("vit.") else n: v for n, v in torch_grads.items()}
@@ -101,7 +80,7 @@ def _timm_grads(torch_grads):
 @pytest.fixture(scope="module")
 def timm_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("vit-timm")
-    visionc.io.save_state_dict(d / "model.safetensors", _timm_state(_ref()))
+    visionc.io.save_state_dict(d / "model.safetensors", vit_timm_state(_ref(), CFG["num_hidden_layers"]))
     (d / "config.json").write_text(json.dumps({"architecture": "vit_tiny_patch4_16", "num_classes": 5}))
     return d
 
@@ -143,7 +122,7 @@ def test_timm_layout_grads_and_save(timm_dir, tmp_path):
     logits = model(px).logits
     model.save_pretrained(tmp_path)
     saved = visionc.load_state_dict(tmp_path / "model.safetensors")
-    assert set(saved) == set(_timm_state(_ref()))
+    assert set(saved) == set(vit_timm_state(_ref(), CFG["num_hidden_layers"]))
     cfg = json.loads((tmp_path / "config.json").read_text())
     assert cfg["architecture"] == "vit_tiny_patch4_16" and cfg["num_classes"] == 5
     again = visionc.AutoModelForImageClassification.from_pretrained(tmp_path)

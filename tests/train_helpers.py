@@ -46,6 +46,27 @@ def vit_ckpt_name(name: str) -> str:
     return name
 
 
+def vit_timm_state(ref, num_layers: int) -> dict:
+    """A transformers ViT classifier's weights under timm's VisionTransformer names (qkv fused)."""
+    sd = {vit_ckpt_name(n)[4:] if n.startswith("vit.") else n: p.detach().numpy() for n, p in ref.named_parameters()}
+    out = {"cls_token": sd["embeddings.cls_token"], "pos_embed": sd["embeddings.position_embeddings"],
+           "patch_embed.proj.weight": sd["embeddings.patch_embeddings.projection.weight"],
+           "patch_embed.proj.bias": sd["embeddings.patch_embeddings.projection.bias"],
+           "norm.weight": sd["layernorm.weight"], "norm.bias": sd["layernorm.bias"],
+           "head.weight": sd["classifier.weight"], "head.bias": sd["classifier.bias"]}
+    for i in range(num_layers):
+        p = f"encoder.layer.{i}."
+        for kind in ("weight", "bias"):
+            out[f"blocks.{i}.attn.qkv.{kind}"] = np.concatenate(
+                [sd[f"{p}attention.attention.{x}.{kind}"] for x in ("query", "key", "value")])
+            out[f"blocks.{i}.norm1.{kind}"] = sd[f"{p}layernorm_before.{kind}"]
+            out[f"blocks.{i}.attn.proj.{kind}"] = sd[f"{p}attention.output.dense.{kind}"]
+            out[f"blocks.{i}.norm2.{kind}"] = sd[f"{p}layernorm_after.{kind}"]
+            out[f"blocks.{i}.mlp.fc1.{kind}"] = sd[f"{p}intermediate.dense.{kind}"]
+            out[f"blocks.{i}.mlp.fc2.{kind}"] = sd[f"{p}output.dense.{kind}"]
+    return out
+
+
 def compare_grads(tag: str, got: dict, want: dict, rtol: float = GRAD_RTOL) -> float:
     """max over tensors of max|got - want| / max|want|; prints the worst tensor.
 

@@ -45,7 +45,8 @@ struct vc_convnext_train {
     float *pool, *pool_ln, *pool_mean, *pool_rstd, *dpool, *dlogits;
     float *gx, *ga, *gb, *gc, *e1, *de, *scratch; /* work: maps x3 + gx, hidden x2, conv scratch */
     vc_train_opts opts;
-    int ready;
+    int ready;    /* a forward is kept for one backward */
+    int has_loss; /* ... and it had labels: dlogits holds the loss gradient */
 };
 
 void vc_convnext_train_free(vc_convnext_train *t) {
@@ -293,12 +294,14 @@ static vc_status forward_locked(vc_convnext *m, vc_convnext_train *t, const floa
     be->layernorm_train(t->pool_ln, t->pool_mean, t->pool_rstd, t->pool, m->w.head_norm_w, m->w.head_norm_b,
                         (size_t)B, CL, c->head_eps);
     m->be->linear(logits, t->pool_ln, m->w.fc_w, m->w.fc_b, B, c->num_labels, CL, 0); /* fp32 classifier */
-    if (!labels) return VC_OK;
-    float lv = 0.f;
-    st = be->cross_entropy(&lv, t->dlogits, logits, labels, B, c->num_labels, o->label_smoothing, -100);
-    if (st) return st;
-    if (loss) *loss = lv;
-    t->ready = 1;
+    if (labels) {
+        float lv = 0.f;
+        st = be->cross_entropy(&lv, t->dlogits, logits, labels, B, c->num_labels, o->label_smoothing, -100);
+        if (st) return st;
+        if (loss) *loss = lv;
+    }
+    t->has_loss = labels != NULL;
+    t->ready = 1; /* without labels, a backward seeds d logits itself (vc_backward_args) */
     return VC_OK;
 }
 
@@ -315,7 +318,8 @@ vc_status vc_convnext_train_forward(vc_convnext *m, const float *px, int B, int 
     return st;
 }
 
-static void backward_locked(vc_convnext *m, vc_convnext_train *t) {
+/* dpx (NULL-able): d objective / d pixels, which takes the gradient through every unit. */
+static void backward_locked(vc_convnext *m, vc_convnext_train *t, float *dpx) {
     const vc_convnext_config *c = &m->cfg;
     vc_backend mixed;
     const vc_backend *be;
@@ -323,7 +327,7 @@ static void backward_locked(vc_convnext *m, vc_convnext_train *t) {
     const cnx_weights *w = &m->w, *g = &m->g;
     const int B = t->B, CL = c->dims[c->num_stages - 1], P = c->stem_patch;
     const int stem_tr = g->stem_w || g->stem_b || g->stem_norm_w || g->stem_norm_b;
-    int lowest = stem_tr ? -1 : t->nunits; /* lowest unit a gradient must reach */
+    int lowest = stem_tr || dpx ? -1 : t->nunits; /* lowest unit a gradient must reach */
     for (int u = 0; u < t->nunits && lowest == t->nunits; u++)
         if (unit_trainable(m, &t->units[u])) lowest = u;
     const int deep = lowest < t->nunits;
@@ -361,20 +365,18 @@ static void backward_locked(vc_convnext *m, vc_convnext_train *t) {
     const size_t HW0 = (size_t)(t->H / P) * (t->W / P);
     be->layernorm_channels_backward(t->ga, GRAD(g->stem_norm_w), GRAD(g->stem_norm_b), t->gx, t->stem_conv,
                                     t->stem_mean, t->stem_rstd, w->stem_norm_w, B, c->dims[0], HW0);
-    be->conv2d_backward(NULL, GRAD(g->stem_w), GRAD(g->stem_b), t->ga, t->px, w->stem_w, B, c->num_channels, t->H,
+    be->conv2d_backward(dpx, GRAD(g->stem_w), GRAD(g->stem_b), t->ga, t->px, w->stem_w, B, c->num_channels, t->H,
                         t->W, c->dims[0], P, P, P, P, 0, 0, 1, 1, 1, t->scratch);
 }
 
-vc_status vc_convnext_backward(vc_convnext *m) {
+vc_status vc_convnext_backward(vc_convnext *m, const vc_backward_args *a) {
     vc_convnext_train *t = m->train;
-    if (!t) return vc_fail(VC_ERR_ARG, "backward() needs a training forward with labels first");
+    if (!t) return vc_fail(VC_ERR_ARG, "backward() needs a training forward first");
     if (pthread_mutex_trylock(&t->lock))
         return vc_fail(VC_ERR_ARG, "another training step is running on this model (training is not concurrent)");
-    vc_status st = VC_OK;
-    if (!t->ready)
-        st = vc_fail(VC_ERR_ARG, "backward() needs a training forward with labels first (one backward per forward)");
-    else {
-        backward_locked(m, t);
+    vc_status st = vc_backward_begin(a, t->ready, t->has_loss, t->B, t->H, t->W, m->cfg.num_labels, t->dlogits);
+    if (!st) {
+        backward_locked(m, t, a->dpx);
         t->ready = 0;
     }
     pthread_mutex_unlock(&t->lock);

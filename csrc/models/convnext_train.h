@@ -19,13 +19,14 @@ void vc_convnext_train_free(vc_convnext_train *t);
  * shape that backward accumulates into; x NULL unbinds it (the tensor is frozen). */
 vc_status vc_convnext_bind_grad(vc_convnext *m, int i, const vc_tensor *x);
 
-/* px [B, C, H, W] at the config's image size; labels [B] in [0, num_labels) or NULL (no loss,
- * nothing kept for backward). loss: [1] (NULL-able); logits [B, num_labels]. */
+/* px [B, C, H, W] at the config's image size; labels [B] in [0, num_labels) or NULL (no loss:
+ * a backward then needs a logits gradient). loss: [1] (NULL-able); logits [B, num_labels]. */
 vc_status vc_convnext_train_forward(vc_convnext *m, const float *px, int B, int H, int W, const int64_t *labels,
                                const vc_train_opts *o, float *loss, float *logits);
-/* Gradients of the kept forward's loss, added into the bound gradient arrays. Uses up the
- * kept forward (a second backward fails, as in torch). */
-vc_status vc_convnext_backward(vc_convnext *m);
+/* Gradients of the kept forward's objective (its loss, or sum(logits * a->dlogits)), added into
+ * the bound gradient arrays; a->dpx receives the input gradient. Uses up the kept forward (a
+ * second backward fails, as in torch). */
+vc_status vc_convnext_backward(vc_convnext *m, const vc_backward_args *a);
 /* Bytes of activation memory the last training forward kept (saved tensors, not scratch). */
 size_t vc_convnext_train_saved_bytes(const vc_convnext *m);
 

@@ -70,7 +70,8 @@ struct vc_mobilevit_train {
     vc_train_opts opts;
     vc_backend mixed;      /* the step's kernel table in bf16 mixed precision */
     const vc_backend *be;  /* the step's conv and transformer kernels: m->be, or &mixed */
-    int ready;
+    int ready;    /* a forward is kept for one backward */
+    int has_loss; /* ... and it had labels: dlogits holds the loss gradient */
 };
 
 void vc_mobilevit_train_free(vc_mobilevit_train *t) {
@@ -250,14 +251,15 @@ static vc_status ensure_state(vc_mobilevit *m) {
     return VC_OK;
 }
 
-/* The input shapes a training step accepts (torch refuses what it cannot normalise). */
-static vc_status check_shape(const vc_mobilevit *m, int B, int H, int W) {
+/* The input shapes a training step accepts (torch refuses what it cannot normalise: batch
+ * statistics, batch_stats, need two values per channel; running statistics do not). */
+static vc_status check_shape(const vc_mobilevit *m, int B, int H, int W, int batch_stats) {
     if (B <= 0) return vc_fail(VC_ERR_ARG, "pixel_values: batch is empty");
     int hl, wl;
     vc_mobilevit_stage_size(m, 4, H, W, &hl, &wl);
     if (hl < 1 || wl < 1) return vc_fail(VC_ERR_ARG, "input %dx%d is too small for MobileViT (at least 32x32)", H, W);
     if ((size_t)H * W > ((size_t)1 << 26)) return vc_fail(VC_ERR_ARG, "input %dx%d is too large", H, W);
-    if ((size_t)B * hl * wl < 2) /* batch statistics need two values per channel */
+    if (batch_stats && (size_t)B * hl * wl < 2)
         return vc_fail(VC_ERR_ARG, "training BatchNorm needs more than one value per channel: batch %d of %dx%d "
                                    "images gives a %dx%d last map", B, H, W, hl, wl);
     return VC_OK;
@@ -265,7 +267,7 @@ static vc_status check_shape(const vc_mobilevit *m, int B, int H, int W) {
 
 vc_status vc_mobilevit_train_plan_bytes(const vc_mobilevit *m, int B, int H, int W, int checkpointing,
                                         size_t *bytes) {
-    vc_status st = check_shape(m, B, H, W);
+    vc_status st = check_shape(m, B, H, W, 1);
     if (st) return st;
     vc_mobilevit_train *t = new_state(m); /* plan() writes (NULL) pointers into a state: not the live one */
     if (!t) return vc_fail(VC_ERR_MEMORY, "out of memory");
@@ -299,7 +301,9 @@ static uint64_t layer_seed(uint64_t seed, int blk, int j) {
 static uint64_t head_seed(uint64_t seed) { return seed ^ 0xe3b0c44298fc1c14ULL; }
 
 /* a = act(BN(conv(in))), BN on batch statistics. update_stats: the step's first forward of this
- * conv updates the running statistics; a checkpointing re-run does not. */
+ * conv updates the running statistics; a checkpointing re-run does not. In eval mode (opts.eval)
+ * BN normalises with the running statistics instead (saved as mean / rstd for the backward, which
+ * then treats them as constants) and never updates them. */
 static vc_status conv_fwd(const vc_mobilevit *m, const vc_mobilevit_train *t, const mv_conv *cv, const mv_cs *s,
                           const float *in, int update_stats) {
     const vc_backend *be = t->be;
@@ -308,9 +312,10 @@ static vc_status conv_fwd(const vc_mobilevit *m, const vc_mobilevit_train *t, co
     be->conv2d(s->z, in, cv->w, NULL, B, cv->cin, s->hin, s->win, cv->cout, cv->k, cv->k, cv->stride, cv->stride, pad,
                pad, 1, 1, cv->groups, t->scratch);
     if (cv->bn) {
-        vc_status st = be->batchnorm_forward(s->y, s->mean, s->rstd, update_stats ? (float *)cv->rmean : NULL,
-                                             update_stats ? (float *)cv->rvar : NULL, s->z, cv->gamma, cv->beta, B,
-                                             cv->cout, HW, VC_MOBILEVIT_BN_MOMENTUM, VC_MOBILEVIT_BN_EPS, 1);
+        const int batch_stats = !t->opts.eval, running = update_stats || !batch_stats; /* eval reads them */
+        vc_status st = be->batchnorm_forward(s->y, s->mean, s->rstd, running ? (float *)cv->rmean : NULL,
+                                             running ? (float *)cv->rvar : NULL, s->z, cv->gamma, cv->beta, B,
+                                             cv->cout, HW, VC_MOBILEVIT_BN_MOMENTUM, VC_MOBILEVIT_BN_EPS, batch_stats);
         if (st) return st;
     }
     if (cv->act) {
@@ -372,7 +377,7 @@ static vc_status forward_locked(vc_mobilevit *m, vc_mobilevit_train *t, const fl
                                    "%g (attention)", (double)o->hidden_dropout, (double)o->classifier_dropout,
                        (double)o->attention_dropout);
     if (o->drop_path_rate != 0.f) return vc_fail(VC_ERR_ARG, "MobileViT has no drop path (leave it at 0)");
-    vc_status st = check_shape(m, B, H, W);
+    vc_status st = check_shape(m, B, H, W, !o->eval);
     if (!st) st = vc_step_kernels(m->be, o->bf16, &t->mixed, &t->be); /* convs and transformer layers */
     if (st) return st;
     t->ready = 0;
@@ -398,12 +403,14 @@ static vc_status forward_locked(vc_mobilevit *m, vc_mobilevit_train *t, const fl
     be->global_avg_pool(t->pool, t->exp.a, B, CL, (size_t)t->exp.h * t->exp.w);
     be->dropout(t->drop, t->pool, (size_t)B * CL, o->classifier_dropout, head_seed(o->seed));
     be->linear(logits, t->drop, n->cls_w, n->cls_b, B, c->num_labels, CL, 0); /* fp32 classifier */
-    if (!labels) return VC_OK;
-    float lv = 0.f;
-    st = be->cross_entropy(&lv, t->dlogits, logits, labels, B, c->num_labels, o->label_smoothing, -100);
-    if (st) return st;
-    if (loss) *loss = lv;
-    t->ready = 1;
+    if (labels) {
+        float lv = 0.f;
+        st = be->cross_entropy(&lv, t->dlogits, logits, labels, B, c->num_labels, o->label_smoothing, -100);
+        if (st) return st;
+        if (loss) *loss = lv;
+    }
+    t->has_loss = labels != NULL;
+    t->ready = 1; /* without labels, a backward seeds d logits itself (vc_backward_args) */
     return VC_OK;
 }
 
@@ -430,7 +437,7 @@ static void conv_bwd(const vc_mobilevit *m, const vc_mobilevit_train *t, const m
     if (cv->act) be->silu_backward(dout, dout, s->y, (size_t)B * cv->cout * HW);
     if (cv->bn)
         be->batchnorm_backward(dout, GRAD(g->gamma), GRAD(g->beta), dout, s->z, s->mean, s->rstd, cv->gamma, B,
-                               cv->cout, HW, 1);
+                               cv->cout, HW, !t->opts.eval);
     be->conv2d_backward(din, GRAD(g->w), NULL, dout, in, cv->w, B, cv->cin, s->hin, s->win, cv->cout, cv->k, cv->k,
                         cv->stride, cv->stride, pad, pad, 1, 1, cv->groups, t->scratch);
 }
@@ -496,12 +503,13 @@ static int lowest_trainable(const vc_mobilevit *m) {
 }
 
 /* Each unit's backward runs right after its checkpointing re-run (ck), which refills the
- * shared saves. The forward succeeded on these inputs, so the re-runs cannot fail. */
-static void backward_locked(vc_mobilevit *m, vc_mobilevit_train *t) {
+ * shared saves. The forward succeeded on these inputs, so the re-runs cannot fail.
+ * dpx (NULL-able): d objective / d pixels, which takes the gradient through every unit. */
+static void backward_locked(vc_mobilevit *m, vc_mobilevit_train *t, float *dpx) {
     const vc_mobilevit_config *c = &m->cfg;
     const vc_backend *be = m->be;
     const mv_net *w = &m->w, *g = &m->g;
-    const int B = t->B, CL = c->neck[6], lowest = lowest_trainable(m), ck = t->ckpt;
+    const int B = t->B, CL = c->neck[6], lowest = dpx ? MV_U_STEM : lowest_trainable(m), ck = t->ckpt;
     if (lowest == MV_UNITS) return;
     be->linear_backward(lowest < MV_U_HEAD ? t->dpool : NULL, GRAD(g->cls_w), GRAD(g->cls_b), t->dlogits, t->drop,
                         w->cls_w, B, c->num_labels, CL);
@@ -532,20 +540,18 @@ static void backward_locked(vc_mobilevit *m, vc_mobilevit_train *t) {
     }
     if (lowest == MV_U_STEM) {
         if (ck) conv_fwd(m, t, &w->stem, &t->stem, t->px, 0);
-        conv_bwd(m, t, &w->stem, &g->stem, &t->stem, t->px, t->ga, NULL);
+        conv_bwd(m, t, &w->stem, &g->stem, &t->stem, t->px, t->ga, dpx);
     }
 }
 
-vc_status vc_mobilevit_backward(vc_mobilevit *m) {
+vc_status vc_mobilevit_backward(vc_mobilevit *m, const vc_backward_args *a) {
     vc_mobilevit_train *t = m->train;
-    if (!t) return vc_fail(VC_ERR_ARG, "backward() needs a training forward with labels first");
+    if (!t) return vc_fail(VC_ERR_ARG, "backward() needs a training forward first");
     if (pthread_mutex_trylock(&t->lock))
         return vc_fail(VC_ERR_ARG, "another training step is running on this model (training is not concurrent)");
-    vc_status st = VC_OK;
-    if (!t->ready)
-        st = vc_fail(VC_ERR_ARG, "backward() needs a training forward with labels first (one backward per forward)");
-    else {
-        backward_locked(m, t);
+    vc_status st = vc_backward_begin(a, t->ready, t->has_loss, t->B, t->H, t->W, m->cfg.num_labels, t->dlogits);
+    if (!st) {
+        backward_locked(m, t, a->dpx);
         t->ready = 0;
     }
     pthread_mutex_unlock(&t->lock);

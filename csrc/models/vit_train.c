@@ -36,7 +36,8 @@ struct vc_vit_train {
     float *gx;                                   /* [B,T,C] gradient of the residual stream */
     float *patch;                                /* patch embedding (backward) scratch */
     vc_train_opts opts;
-    int ready; /* a forward with labels is kept */
+    int ready;    /* a forward is kept for one backward */
+    int has_loss; /* ... and it had labels: dlogits holds the loss gradient */
 };
 
 void vc_vit_train_free(vc_vit_train *t) {
@@ -168,12 +169,14 @@ static vc_status forward_locked(vc_vit *m, vc_vit_train *t, const float *px, int
     for (int b = 0; b < B; b++) memcpy(t->cls_in + (size_t)b * C, t->xin[N] + (size_t)b * T * C, sizeof(float) * C);
     be->layernorm_train(t->cls_ln, t->mean, t->rstd, t->cls_in, w->ln_w, w->ln_b, (size_t)B, C, c->layer_norm_eps);
     be->linear(logits, t->cls_ln, w->cls_w, w->cls_b, B, L, C, 0);
-    if (!labels) return VC_OK;
-    float l_val = 0.f;
-    st = be->cross_entropy(&l_val, t->dlogits, logits, labels, B, L, o->label_smoothing, -100);
-    if (st) return st;
-    if (loss) *loss = l_val;
-    t->ready = 1;
+    if (labels) {
+        float l_val = 0.f;
+        st = be->cross_entropy(&l_val, t->dlogits, logits, labels, B, L, o->label_smoothing, -100);
+        if (st) return st;
+        if (loss) *loss = l_val;
+    }
+    t->has_loss = labels != NULL;
+    t->ready = 1; /* without labels, a backward seeds d logits itself (vc_backward_args) */
     return VC_OK;
 }
 
@@ -199,14 +202,15 @@ static int lowest_trainable(const vc_vit *m) {
     return m->cfg.num_layers;
 }
 
-static void backward_locked(vc_vit *m, vc_vit_train *t) {
+/* dpx (NULL-able): d objective / d pixels, which takes the gradient through every layer. */
+static void backward_locked(vc_vit *m, vc_vit_train *t, float *dpx) {
     const vc_vit_config *c = &m->cfg;
     const vc_backend *be = m->be;
     const vc_vit_weights *w = &m->w, *g = &m->g;
     const vc_train_opts *o = &t->opts;
     const int B = t->B, T = vc_vit_num_tokens(m, t->Hi, t->Wi, 0), C = c->hidden_size, N = c->num_layers;
     const size_t BT = (size_t)B * T;
-    const int lowest = lowest_trainable(m);
+    const int lowest = dpx ? -1 : lowest_trainable(m);
 
     /* Head: logits = LN(cls_in) W^T + b. */
     be->linear_backward(lowest < N ? t->dcls : NULL, GRAD(g->cls_w), GRAD(g->cls_b), t->dlogits, t->cls_ln, w->cls_w,
@@ -240,22 +244,19 @@ static void backward_locked(vc_vit *m, vc_vit_train *t) {
         if (g->pos_embed) be->add_into(GRAD(g->pos_embed), gb, (size_t)T * C);
         if (g->cls_token) be->add_into(GRAD(g->cls_token), gb, (size_t)C);
     }
-    if (g->patch_w || g->patch_b)
-        be->patch_embed_backward(NULL, GRAD(g->patch_w), GRAD(g->patch_b), t->gx, t->px, w->patch_w, B,
+    if (g->patch_w || g->patch_b || dpx)
+        be->patch_embed_backward(dpx, GRAD(g->patch_w), GRAD(g->patch_b), t->gx, t->px, w->patch_w, B,
                                  c->num_channels, t->Hi, t->Wi, c->patch_size, C, t->patch);
 }
 
-vc_status vc_vit_backward(vc_vit *m) {
+vc_status vc_vit_backward(vc_vit *m, const vc_backward_args *a) {
     vc_vit_train *t = m->train;
-    if (!t) return vc_fail(VC_ERR_ARG, "backward() needs a training forward with labels first");
+    if (!t) return vc_fail(VC_ERR_ARG, "backward() needs a training forward first");
     if (pthread_mutex_trylock(&t->lock))
         return vc_fail(VC_ERR_ARG, "another training step is running on this model (training is not concurrent)");
-    vc_status st = VC_OK;
-    if (!t->ready) {
-        st = vc_fail(VC_ERR_ARG, "backward() needs a training forward with labels first (each forward allows one "
-                                 "backward)");
-    } else {
-        backward_locked(m, t);
+    vc_status st = vc_backward_begin(a, t->ready, t->has_loss, t->B, t->Hi, t->Wi, m->cfg.num_labels, t->dlogits);
+    if (!st) {
+        backward_locked(m, t, a->dpx);
         t->ready = 0;
     }
     pthread_mutex_unlock(&t->lock);

@@ -11,7 +11,7 @@ static const vc_model_train_vtable convnext_train = {
     (vc_status(*)(void *, int, const vc_tensor *))vc_convnext_bind_grad,
     (vc_status(*)(void *, const float *, int, int, int, const int64_t *, const vc_train_opts *, float *,
                   float *))vc_convnext_train_forward,
-    (vc_status(*)(void *))vc_convnext_backward,
+    (vc_status(*)(void *, const vc_backward_args *))vc_convnext_backward,
     (size_t(*)(const void *))vc_convnext_train_saved_bytes,
     convnext_channels,
     convnext_labels,

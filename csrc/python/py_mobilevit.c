@@ -14,7 +14,7 @@ static const vc_model_train_vtable mobilevit_train = {
     (vc_status(*)(void *, int, const vc_tensor *))vc_mobilevit_bind_grad,
     (vc_status(*)(void *, const float *, int, int, int, const int64_t *, const vc_train_opts *, float *,
                   float *))vc_mobilevit_train_forward,
-    (vc_status(*)(void *))vc_mobilevit_backward,
+    (vc_status(*)(void *, const vc_backward_args *))vc_mobilevit_backward,
     (size_t(*)(const void *))vc_mobilevit_train_saved_bytes,
     mobilevit_channels,
     mobilevit_labels,

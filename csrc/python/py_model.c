@@ -55,9 +55,12 @@ static PyMethodDef model_methods[] = {
      "bind_grad(slot, float32 array | None): backward accumulates into it; None: frozen."},
     {"train_forward", (PyCFunction)(void (*)(void))vc_py_model_train_forward, METH_VARARGS | METH_KEYWORDS,
      "train_forward(px, labels | None, *, hidden_dropout=0, attention_dropout=0, classifier_dropout=0, "
-     "drop_path_rate=0, label_smoothing=0, seed=0, checkpointing=False, bf16=False) -> (loss | None, logits)"},
-    {"backward", (PyCFunction)vc_py_model_backward, METH_NOARGS,
-     "backward(): adds the kept forward's parameter gradients into the bound arrays (GIL released)."},
+     "drop_path_rate=0, label_smoothing=0, seed=0, checkpointing=False, bf16=False, eval=False) -> (loss | None, "
+     "logits); eval: an eval-mode forward kept for backward (no regularisers, BatchNorm on running statistics)"},
+    {"backward", (PyCFunction)(void (*)(void))vc_py_model_backward, METH_VARARGS | METH_KEYWORDS,
+     "backward(grad_logits=None, input_grad=None): adds the kept forward's parameter gradients into the bound "
+     "arrays; grad_logits (float32 (B, L)) replaces the loss by sum(logits * grad_logits); input_grad (float32 "
+     "(B, C, H, W), writeable) receives d objective / d pixel_values (GIL released)."},
     {"train_memory", (PyCFunction)vc_py_model_train_memory, METH_NOARGS,
      "bytes of training activation memory the model holds"},
     {NULL, NULL, 0, NULL},

@@ -13,7 +13,7 @@ typedef struct {
     vc_status (*bind_grad)(void *m, int i, const vc_tensor *x); /* x NULL: unbind (frozen) */
     vc_status (*forward)(void *m, const float *px, int B, int H, int W, const int64_t *labels,
                          const vc_train_opts *o, float *loss, float *logits);
-    vc_status (*backward)(void *m);
+    vc_status (*backward)(void *m, const vc_backward_args *a);
     size_t (*memory)(const void *m); /* bytes of training activations held */
     int (*num_channels)(const void *m);
     int (*num_labels)(const void *m);
@@ -43,7 +43,7 @@ int vc_py_register_model(PyObject *m);
 /* Model methods of training (py_model_train.c), listed in the Model type's method table. */
 PyObject *vc_py_model_bind_grad(PyModel *self, PyObject *args);
 PyObject *vc_py_model_train_forward(PyModel *self, PyObject *args, PyObject *kw);
-PyObject *vc_py_model_backward(PyModel *self, PyObject *noargs);
+PyObject *vc_py_model_backward(PyModel *self, PyObject *args, PyObject *kw);
 PyObject *vc_py_model_train_memory(PyModel *self, PyObject *noargs);
 
 #endif

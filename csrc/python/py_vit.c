@@ -25,7 +25,7 @@ static const vc_model_train_vtable vit_train = {
     (vc_status(*)(void *, int, const vc_tensor *))vc_vit_bind_grad,
     (vc_status(*)(void *, const float *, int, int, int, const int64_t *, const vc_train_opts *, float *,
                   float *))vc_vit_train_forward,
-    (vc_status(*)(void *))vc_vit_backward,
+    (vc_status(*)(void *, const vc_backward_args *))vc_vit_backward,
     (size_t(*)(const void *))vc_vit_train_saved_bytes,
     vit_channels,
     vit_labels,

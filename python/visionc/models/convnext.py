@@ -190,11 +190,8 @@ class ConvNextModel(FeatureMapsMixin, PreTrainedModel):
             return "classifier." + name[len("head.fc."):] if name.startswith("head.fc.") else "convnext." + name
         return name
 
-    def _train_forward(self, px, labels, seed):
-        if not self._with_head:
-            raise NotImplementedError("training needs ConvNextForImageClassification (a classifier head)")
-        return self._c.train_forward(px, labels, drop_path_rate=float(self.config.drop_path_rate),
-                                     **self._step_options(seed))
+    def _regularisers(self):
+        return dict(drop_path_rate=float(self.config.drop_path_rate))
 
     def _save_layout(self):
         state = {name: np.asarray(p) for name, p in self._params.items()}
@@ -253,10 +250,8 @@ class ConvNextForImageClassification(ConvNextModel):
     def __call__(self, pixel_values, labels=None, output_hidden_states: bool = False, return_dict: bool = True,
                  seed: int | None = None):
         from .vit import cross_entropy
-        if self.training:
-            if output_hidden_states:
-                raise NotImplementedError("in train mode the forward returns loss and logits only")
-            loss, logits = self._train_call(pixel_values, labels, seed)
+        if self._keeps_graph():
+            loss, logits = self._kept_call(pixel_values, labels, seed, output_hidden_states)
             out = ImageClassifierOutputWithNoAttention(loss=loss, logits=logits)
             return out if return_dict else out.to_tuple()
         n = self.config.num_stages

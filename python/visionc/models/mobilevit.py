@@ -177,16 +177,18 @@ class MobileViTModel(FeatureMapsMixin, PreTrainedModel):
     # Training -------------------------------------------------------------------------
     _precisions = ("fp32", "bf16")
 
-    def _train_forward(self, px, labels, seed):
+    def _regularisers(self):
         cfg = self.config
-        if not self._with_head:
-            raise NotImplementedError("training needs MobileViTForImageClassification (a classifier head)")
-        out = self._c.train_forward(px, labels, hidden_dropout=float(cfg.hidden_dropout_prob),
-                                    attention_dropout=float(cfg.attention_probs_dropout_prob),
-                                    classifier_dropout=float(cfg.classifier_dropout_prob), **self._step_options(seed))
-        for name, buf in self._buffers.items():  # torch counts every train-mode forward
-            if name.endswith("num_batches_tracked"):
-                buf += 1
+        return dict(hidden_dropout=float(cfg.hidden_dropout_prob),
+                    attention_dropout=float(cfg.attention_probs_dropout_prob),
+                    classifier_dropout=float(cfg.classifier_dropout_prob))
+
+    def _train_forward(self, px, labels, seed):
+        out = super()._train_forward(px, labels, seed)
+        if self.training:  # torch counts every train-mode forward; eval leaves the statistics alone
+            for name, buf in self._buffers.items():
+                if name.endswith("num_batches_tracked"):
+                    buf += 1
         return out
 
     def training_memory_for(self, batch: int, height: int, width: int, checkpointing: bool | None = None) -> int:
@@ -245,10 +247,8 @@ class MobileViTForImageClassification(MobileViTModel):
     def __call__(self, pixel_values, labels=None, output_hidden_states: bool = False, return_dict: bool = True,
                  seed: int | None = None):
         from .vit import cross_entropy
-        if self.training:
-            if output_hidden_states:
-                raise NotImplementedError("in train mode the forward returns loss and logits only")
-            loss, logits = self._train_call(pixel_values, labels, seed)
+        if self._keeps_graph():
+            loss, logits = self._kept_call(pixel_values, labels, seed, output_hidden_states)
             out = ImageClassifierOutputWithNoAttention(loss=loss, logits=logits)
             return out if return_dict else out.to_tuple()
         stages = tuple(range(self.NUM_STAGES)) if output_hidden_states else ()

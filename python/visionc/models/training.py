@@ -15,6 +15,27 @@ into directly: they are bound to the C model at each backward(), never copied. A
 with requires_grad=False gets no gradient and costs no work; when every parameter below
 some block is frozen, backward stops at that block.
 
+Gradients in eval mode, input gradients (saliency maps, attribution, adversarial examples;
+docs/saliency.md):
+
+    model.eval().set_grad_enabled(True)  # eval forwards keep what backward needs
+    model.freeze()                       # optional: no parameter gradients, d/d pixels only
+    out = model(px)                      # no dropout / drop path, BatchNorm on its running statistics
+    dx = model.backward(grad_logits=g, input_grad=True)  # d sum(out.logits * g) / d px, float32, px's shape
+
+backward(grad_logits=g) (float32, the logits' shape) differentiates sum(logits * g) instead of
+the loss; without it the forward needs labels (d loss / d px). input_grad=True returns the
+gradient with respect to pixel_values in train mode too. Parameter gradients accumulate as above
+for every parameter with requires_grad, as torch's do; freeze the model when only dx is wanted
+(the weight-gradient GEMMs are then skipped). Eval-mode forwards and backwards never change a
+parameter or a BatchNorm running statistic.
+Which forwards are kept: in train mode every one (with or without labels); in eval mode only
+with set_grad_enabled(True). torch keeps a graph whenever a parameter requires grad and
+inference opts out with torch.no_grad(); here an eval forward is inference unless you opt in:
+the plain C forward, nothing kept, no cost. A kept eval forward runs the training forward
+instead (logits and loss only, at the config's image size; training_memory() of a training
+step; gradient checkpointing and set_precision("bf16") apply, dx stays fp32).
+
 Training is one step at a time per model: the kept activations belong to the model (the C
 core refuses a second concurrent training call). Inference calls may run concurrently.
 
@@ -26,7 +47,8 @@ convs (fc1, fc2); for MobileViT every conv but the depthwise ones, and the trans
 linear layers. Parameters stay fp32 (the optimizer's master copy); norms (BatchNorm included),
 softmax, activations, residuals, the depthwise convs, ViT's patch embedding, the classifier, the
 loss and all gradients are fp32.
-`set_precision("fp32")` (the default) goes back. Inference forwards are unaffected.
+`set_precision("fp32")` (the default) goes back. Inference forwards (eval mode without
+set_grad_enabled) are unaffected.
 
 Dropout masks (hidden, classifier, attention probabilities from the config's
 attention_probs_dropout_prob: softmax -> dropout -> . V, as transformers) come from a
@@ -55,14 +77,16 @@ _MASK64 = (1 << 64) - 1
 
 class TrainingMixin:
     """Training API shared by every family (the C side: the Model methods bind_grad,
-    train_forward, backward, train_memory); the family supplies `_train_forward(px, labels,
-    seed)` (its regularisers + `_step_options(seed)`), `_head_prefixes` (C slot names of the
-    classifier) and `_save_layout()` -> (state, config dict)."""
+    train_forward, backward, train_memory); the family supplies `_regularisers()` (its train-mode
+    dropout / drop-path options for the C training forward), `_with_head`, `_head_prefixes` (C
+    slot names of the classifier) and `_save_layout()` -> (state, config dict)."""
 
     _head_prefixes: tuple = ("classifier.",)
     _precisions: tuple = ("fp32",)  # training precisions the family supports
     _precision: str = "fp32"
+    _with_head: bool = False  # the families' ...ForImageClassification set it: only they train
     training: bool = False
+    _grad_enabled: bool = False
 
     def _init_training(self):
         self.training = False
@@ -71,7 +95,10 @@ class TrainingMixin:
         self._step = 0
         self._checkpointing = False
         self._precision = "fp32"
-        self._kept = False
+        self._grad_enabled = False
+        self._kept = False          # the C model holds a forward for one backward
+        self._kept_loss = False     # ... that had labels (a loss to differentiate)
+        self._kept_shape = None     # ... on pixel_values of this shape
         self._slots: list = []       # per C slot: (parameter name, row slice or None)
         self._grad_views: list = []  # what each C gradient slot is bound to (kept alive here)
 
@@ -82,6 +109,23 @@ class TrainingMixin:
 
     def eval(self):
         return self.train(False)
+
+    def set_grad_enabled(self, mode: bool = True):
+        """Whether eval-mode forwards keep what a backward needs (default False; train-mode
+        forwards always do). On: `model(px)` runs the training forward in eval semantics (no
+        dropout or drop path, BatchNorm on its running statistics, which stay as they are) and
+        keeps its activations, so that `model.backward(...)` can follow, as after a torch
+        forward with gradients enabled. Off: an eval forward is plain inference, nothing kept.
+        Only the classification models have a backward."""
+        if mode and not self._with_head:
+            raise NotImplementedError(f"{type(self).__name__} has no backward (the ...ForImageClassification "
+                                      f"models have one)")
+        self._grad_enabled = bool(mode)
+        return self
+
+    @property
+    def grad_enabled(self) -> bool:
+        return self._grad_enabled
 
     def set_precision(self, precision: str):
         """"fp32" (default) or "bf16": bf16 GEMMs with fp32 accumulation for the GEMM-shaped layers
@@ -155,15 +199,40 @@ class TrainingMixin:
             views.append(g)
         self._grad_views = views
 
-    def backward(self):
-        """Adds d loss / d p into p.grad for every parameter with requires_grad, for the loss of
-        the last training forward (train mode, with labels). One backward per forward."""
+    def backward(self, grad_logits=None, input_grad: bool = False):
+        """Backward of the last kept forward (train mode, or eval mode with set_grad_enabled(True)):
+        adds d objective / d p into p.grad for every parameter with requires_grad. The objective
+        is the forward's loss (it had labels), or sum(logits * grad_logits) when grad_logits (a
+        float32 array of the logits' shape) is given. input_grad=True also returns d objective /
+        d pixel_values, float32, shaped like them (else None). One backward per forward."""
         if not self._kept:
-            raise RuntimeError("backward() needs a forward with labels in train mode first (model.train(); "
-                               "model(px, labels=labels)); each forward allows one backward")
+            raise RuntimeError("backward() needs a forward kept for it first: model.train() (or model.eval() with "
+                               "model.set_grad_enabled(True)), then model(px) or model(px, labels=labels); each "
+                               "forward allows one backward")
+        g = self._check_grad_logits(grad_logits)
+        if g is None and not self._kept_loss:
+            raise ValueError("backward(): the last forward had no labels, so there is no loss to differentiate; pass "
+                             "grad_logits (d objective / d logits, float32 of the logits' shape) or call the model "
+                             "with labels=")
+        dx = np.empty(self._kept_shape, np.float32) if input_grad else None
         self._bind_grads()
         self._kept = False
-        self._c.backward()
+        self._c.backward(g, dx)
+        return dx
+
+    def _check_grad_logits(self, grad_logits):
+        if grad_logits is None:
+            return None
+        g = grad_logits
+        if hasattr(g, "detach") and hasattr(g, "numpy"):  # a torch tensor
+            g = g.detach().cpu().numpy()
+        want = (self._kept_shape[0], self.config.num_labels)
+        if not isinstance(g, np.ndarray) or g.dtype != np.float32:
+            kind = f"dtype {g.dtype}" if isinstance(g, np.ndarray) else type(grad_logits).__name__
+            raise ValueError(f"grad_logits must be a float32 array of the logits' shape {want}, got {kind}")
+        if g.shape != want:
+            raise ValueError(f"grad_logits must have the logits' shape {want}, got {g.shape}")
+        return np.ascontiguousarray(g)
 
     # Freezing -------------------------------------------------------------------------
     def freeze(self, until: str | None = None, head_only: bool = False):
@@ -197,22 +266,45 @@ class TrainingMixin:
                 if slot.startswith(self._head_prefixes)}
 
     # Training forward -----------------------------------------------------------------
-    def _train_call(self, pixel_values, labels, seed=None):
-        """(loss or None, logits) of a training forward; keeps activations when labels are given."""
+    def _keeps_graph(self) -> bool:
+        """Whether a forward now goes through the C training forward and is kept for a backward."""
+        return self.training or self._grad_enabled
+
+    def _kept_call(self, pixel_values, labels, seed=None, other_outputs: bool = False):
+        """(loss or None, logits) of a forward kept for one backward: train mode, or eval mode
+        with grad enabled (no regularisers, BatchNorm on running statistics; seeds untouched)."""
+        if other_outputs:
+            raise NotImplementedError("a forward kept for backward (train mode, or eval mode with grad enabled) "
+                                      "returns loss and logits only, at the config's image size; use "
+                                      "model.eval() with set_grad_enabled(False) for the other outputs")
         self._kept = False
         px = self._pixel_values(pixel_values, self.config.num_channels)
         lab = None
         if labels is not None:
             lab = self._check_labels(labels, px.shape[0])
-        s = self._next_seed() if seed is None else int(seed) & _MASK64
+        if self.training:
+            s = self._next_seed() if seed is None else int(seed) & _MASK64
+        else:
+            s = 0  # no dropout in eval mode: the training seed sequence is left as it is
         loss, logits = self._train_forward(px, lab, s)
-        self._kept = lab is not None
+        self._kept, self._kept_loss, self._kept_shape = True, lab is not None, px.shape
         return loss, logits
+
+    def _train_forward(self, px, labels, seed):
+        if not self._with_head:
+            raise NotImplementedError(f"{type(self).__name__} cannot be trained (the ...ForImageClassification "
+                                      f"models can: they have a classifier head)")
+        regs = self._regularisers() if self.training else {}
+        return self._c.train_forward(px, labels, **regs, **self._step_options(seed))
+
+    def _regularisers(self) -> dict:
+        """The family's train-mode dropout / drop-path options of the C training forward."""
+        return {}
 
     def _step_options(self, seed: int) -> dict:
         """The training-forward options every family shares."""
         return dict(label_smoothing=float(self.label_smoothing), seed=seed, checkpointing=self._checkpointing,
-                    bf16=self._precision == "bf16")
+                    bf16=self._precision == "bf16", eval=not self.training)
 
     def _check_labels(self, labels, batch: int) -> np.ndarray:
         if hasattr(labels, "detach") and hasattr(labels, "numpy"):

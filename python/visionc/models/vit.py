@@ -223,12 +223,9 @@ class ViTModel(PreTrainedModel):
     # Training -------------------------------------------------------------------------
     _precisions = ("fp32", "bf16")
 
-    def _train_forward(self, px, labels, seed):
-        if not self._with_head:
-            raise NotImplementedError("training needs ViTForImageClassification (a classifier head)")
-        return self._c.train_forward(px, labels, hidden_dropout=float(self.config.hidden_dropout_prob),
-                                     attention_dropout=float(self.config.attention_probs_dropout_prob),
-                                     **self._step_options(seed))
+    def _regularisers(self):
+        return dict(hidden_dropout=float(self.config.hidden_dropout_prob),
+                    attention_dropout=float(self.config.attention_probs_dropout_prob))
 
     def _save_layout(self):
         state = {name: np.asarray(p) for name, p in self._params.items()}
@@ -296,11 +293,9 @@ class ViTForImageClassification(ViTModel):
     def __call__(self, pixel_values, labels=None, output_hidden_states: bool = False,
                  output_attentions: bool = False, interpolate_pos_encoding: bool = False,
                  return_dict: bool = True, seed: int | None = None):
-        if self.training:
-            if output_hidden_states or output_attentions or interpolate_pos_encoding:
-                raise NotImplementedError("in train mode the forward returns loss and logits only (and needs the "
-                                          "config's image size); call model.eval() for the other outputs")
-            loss, logits = self._train_call(pixel_values, labels, seed)
+        if self._keeps_graph():
+            loss, logits = self._kept_call(pixel_values, labels, seed,
+                                           output_hidden_states or output_attentions or interpolate_pos_encoding)
             out = ImageClassifierOutput(loss=loss, logits=logits)
             return out if return_dict else out.to_tuple()
         _, _, logits, hidden, attn = self._run(pixel_values, interpolate_pos_encoding, False, True,
