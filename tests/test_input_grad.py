@@ -237,21 +237,30 @@ def test_bf16_input_grad_runs_and_is_close(dirs, key):
     check_dx(f"{key} bf16", key, dx, want_dx, rtol=3e-2)
 
 
-def test_eval_forward_without_grad_keeps_nothing(dirs):
-    """Plain inference (eval, grad disabled: the default) keeps no activations, so a backward
-    after it is refused with a message that says how to enable it."""
-    model = load(dirs, "mobilevit").eval()
+@pytest.mark.parametrize("key", ["vit-hf", "convnext-hf", "mobilevit"])
+def test_eval_forward_without_grad_keeps_nothing_and_backward_replays_it(dirs, key):
+    """Plain inference (eval, grad disabled: the default) keeps no activations; the issue's own
+    snippet `model.eval(); out = model(px); dx = model.backward(grad_logits=g, input_grad=True)`
+    still works: backward re-runs that forward as a kept one, and gives torch's gradients."""
+    model = load(dirs, key).eval()
     assert not model.grad_enabled
-    px, lab, g = batch("mobilevit")
-    out = model(px, labels=lab)
-    assert out.loss is not None and model.training_memory() == 0
-    with pytest.raises(RuntimeError, match="set_grad_enabled"):
-        model.backward(grad_logits=g, input_grad=True)
-    model.set_grad_enabled(True)
-    model(px)
-    assert model.training_memory() > 0
-    model.backward(grad_logits=g)  # parameter gradients only: returns no dx
-    assert model.parameters()[0].grad is not None
+    px, lab, g = batch(key)
+    stats = buffers(model)
+    out = model(px)
+    assert model.training_memory() == 0
+    dx = model.backward(grad_logits=g, input_grad=True)
+    logits, _, want_dx, want = torch_grads(FAMILIES[key].make_ref(), px, train=False, g=g)
+    assert rel_err(out.logits, logits) <= 1e-5
+    check_dx(f"{key} eval replayed grad_logits", key, dx, want_dx)
+    check_params(f"{key} eval replayed params", key, model, want)
+    assert all(np.array_equal(b, stats[n]) for n, b in buffers(model).items()), "eval changed BatchNorm statistics"
+    with pytest.raises(RuntimeError, match="one backward"):
+        model.backward(grad_logits=g)
+    # with labels and no grad_logits: d loss / d px
+    model.zero_grad()
+    model(px, labels=lab)
+    _, _, want_dx, _ = torch_grads(FAMILIES[key].make_ref(), px, train=False, labels=lab)
+    check_dx(f"{key} eval replayed loss", key, model.backward(input_grad=True), want_dx)
 
 
 def test_old_backward_and_accumulation(dirs):

@@ -255,6 +255,7 @@ class ConvNextForImageClassification(ConvNextModel):
             out = ImageClassifierOutputWithNoAttention(loss=loss, logits=logits)
             return out if return_dict else out.to_tuple()
         n = self.config.num_stages
+        self._remember_eval_input(pixel_values, labels)
         maps, _, logits, stem = self._run(pixel_values, tuple(range(n)) if output_hidden_states else (),
                                           logits=True, stem=output_hidden_states)
         loss = cross_entropy(logits, labels, self.config.num_labels, self.label_smoothing) if labels is not None else None

@@ -252,6 +252,7 @@ class MobileViTForImageClassification(MobileViTModel):
             out = ImageClassifierOutputWithNoAttention(loss=loss, logits=logits)
             return out if return_dict else out.to_tuple()
         stages = tuple(range(self.NUM_STAGES)) if output_hidden_states else ()
+        self._remember_eval_input(pixel_values, labels)
         maps, _, _, logits = self._run(pixel_values, stages, logits=True)
         loss = cross_entropy(logits, labels, self.config.num_labels, self.label_smoothing) if labels is not None else None
         out = ImageClassifierOutputWithNoAttention(loss=loss, logits=logits,

@@ -18,7 +18,7 @@ some block is frozen, backward stops at that block.
 Gradients in eval mode, input gradients (saliency maps, attribution, adversarial examples;
 docs/saliency.md):
 
-    model.eval().set_grad_enabled(True)  # eval forwards keep what backward needs
+    model.eval()                         # optionally .set_grad_enabled(True): see below
     model.freeze()                       # optional: no parameter gradients, d/d pixels only
     out = model(px)                      # no dropout / drop path, BatchNorm on its running statistics
     dx = model.backward(grad_logits=g, input_grad=True)  # d sum(out.logits * g) / d px, float32, px's shape
@@ -31,8 +31,10 @@ for every parameter with requires_grad, as torch's do; freeze the model when onl
 parameter or a BatchNorm running statistic.
 Which forwards are kept: in train mode every one (with or without labels); in eval mode only
 with set_grad_enabled(True). torch keeps a graph whenever a parameter requires grad and
-inference opts out with torch.no_grad(); here an eval forward is inference unless you opt in:
-the plain C forward, nothing kept, no cost. A kept eval forward runs the training forward
+inference opts out with torch.no_grad(); here an eval forward is inference: the plain C
+forward, nothing kept but references to its inputs, no cost. A backward after it re-runs that
+forward as a kept one (one extra forward; set_grad_enabled(True) avoids it, for loops that
+always differentiate). A kept eval forward runs the training forward
 instead (logits and loss only, at the config's image size; training_memory() of a training
 step; gradient checkpointing and set_precision("bf16") apply, dx stays fp32).
 
@@ -97,6 +99,7 @@ class TrainingMixin:
         self._precision = "fp32"
         self._grad_enabled = False
         self._kept = False          # the C model holds a forward for one backward
+        self._eval_input = None     # (pixel_values, labels) of the last plain eval forward, for backward
         self._kept_loss = False     # ... that had labels (a loss to differentiate)
         self._kept_shape = None     # ... on pixel_values of this shape
         self._slots: list = []       # per C slot: (parameter name, row slice or None)
@@ -205,6 +208,12 @@ class TrainingMixin:
         is the forward's loss (it had labels), or sum(logits * grad_logits) when grad_logits (a
         float32 array of the logits' shape) is given. input_grad=True also returns d objective /
         d pixel_values, float32, shaped like them (else None). One backward per forward."""
+        if not self._kept and self._eval_input is not None:
+            # After a plain eval forward: run it again as a kept one on the same arrays (torch
+            # would have kept a graph; inference pays nothing for the possibility).
+            px, labels = self._eval_input
+            self._kept_call(px, labels)
+        self._eval_input = None
         if not self._kept:
             raise RuntimeError("backward() needs a forward kept for it first: model.train() (or model.eval() with "
                                "model.set_grad_enabled(True)), then model(px) or model(px, labels=labels); each "
@@ -270,6 +279,13 @@ class TrainingMixin:
         """Whether a forward now goes through the C training forward and is kept for a backward."""
         return self.training or self._grad_enabled
 
+    def _remember_eval_input(self, pixel_values, labels):
+        """A plain eval forward keeps references (no copies) to its inputs: backward() after it
+        re-runs it as a kept forward. Modified in place in between, the gradient is of the new
+        values."""
+        self._kept = False
+        self._eval_input = (pixel_values, labels) if self._with_head else None
+
     def _kept_call(self, pixel_values, labels, seed=None, other_outputs: bool = False):
         """(loss or None, logits) of a forward kept for one backward: train mode, or eval mode
         with grad enabled (no regularisers, BatchNorm on running statistics; seeds untouched)."""
@@ -277,7 +293,7 @@ class TrainingMixin:
             raise NotImplementedError("a forward kept for backward (train mode, or eval mode with grad enabled) "
                                       "returns loss and logits only, at the config's image size; use "
                                       "model.eval() with set_grad_enabled(False) for the other outputs")
-        self._kept = False
+        self._kept, self._eval_input = False, None
         px = self._pixel_values(pixel_values, self.config.num_channels)
         lab = None
         if labels is not None:

@@ -298,6 +298,7 @@ class ViTForImageClassification(ViTModel):
                                            output_hidden_states or output_attentions or interpolate_pos_encoding)
             out = ImageClassifierOutput(loss=loss, logits=logits)
             return out if return_dict else out.to_tuple()
+        self._remember_eval_input(pixel_values, labels)
         _, _, logits, hidden, attn = self._run(pixel_values, interpolate_pos_encoding, False, True,
                                                output_hidden_states, output_attentions)
         loss = None
