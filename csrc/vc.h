@@ -33,10 +33,19 @@ vc_status vc_fail(vc_status s, const char *fmt, ...) __attribute__((format(print
 const char *vc_last_error(void);
 void vc_clear_error(void);
 
-/* Threads used by visionc's own kernels and by its BLAS. Default: physical cores. */
+/* Threads used by visionc's own kernels and by its BLAS. n < 1: the default, physical cores. */
+enum { VC_MAX_THREADS = 4096 };
 void vc_set_num_threads(int n);
 int vc_get_num_threads(void);
 int vc_physical_cores(void);
+
+/* Pins the calling thread's count for one call: until vc_threads_unpin(*saved), its
+ * vc_get_num_threads() answers the count returned here, the current count capped at `most`
+ * (most < 1: no cap), whatever vc_set_num_threads does meanwhile. A call that sizes per-thread
+ * scratch and then runs the kernels that use it pins first, so that both see one count.
+ * Pins nest (an inner pin keeps the outer count unless it caps it). */
+int vc_threads_pin(int most, int *saved);
+void vc_threads_unpin(int saved);
 
 /* Splits [0, n) into min(n, threads) contiguous chunks run at once, each with its share of
  * the threads for the kernels inside. Used to run a batch as independent sub-batches: no

@@ -3,8 +3,15 @@
  * OpenBLAS itself is kept at one thread: kernels split GEMMs over the OpenMP threads.
  * The default is the number of physical cores this process may run on: SMT siblings
  * share one core's vector units, so a second thread per core slows GEMM down.
+ *
+ * Scratch buffers hold one slice per thread (attention, depthwise convolutions), sized from
+ * vc_get_num_threads() when a call plans its memory; the kernels then run that many threads.
+ * Another Python thread may call set_num_threads meanwhile (the C work runs without the GIL),
+ * so a call pins the count it read (vc_threads_pin): until it unpins, vc_get_num_threads on
+ * the calling thread answers the pinned count, and sizes and kernels agree.
  */
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,9 +23,11 @@
 #include "backends/cpu/blas.h"
 #include "vc.h"
 
-static int num_threads; /* 0 until first use */
+static atomic_int num_threads; /* 0 until first use */
 /* Set inside vc_parallel_chunks: the threads each chunk's kernels may use. */
 static _Thread_local int chunk_threads;
+/* Set by vc_threads_pin: the count of the call running on this thread. */
+static _Thread_local int call_threads;
 
 int vc_physical_cores(void) {
     cpu_set_t set;
@@ -52,7 +61,8 @@ int vc_physical_cores(void) {
 
 void vc_set_num_threads(int n) {
     if (n < 1) n = vc_physical_cores();
-    num_threads = n;
+    if (n > VC_MAX_THREADS) n = VC_MAX_THREADS;
+    atomic_store_explicit(&num_threads, n, memory_order_relaxed);
 #ifdef _OPENMP
     omp_set_num_threads(n);
     omp_set_max_active_levels(2); /* vc_parallel_chunks runs kernels' regions inside its own */
@@ -63,9 +73,24 @@ void vc_set_num_threads(int n) {
 
 int vc_get_num_threads(void) {
     if (chunk_threads) return chunk_threads;
-    if (num_threads == 0) vc_set_num_threads(0);
-    return num_threads;
+    if (call_threads) return call_threads;
+    int n = atomic_load_explicit(&num_threads, memory_order_relaxed);
+    if (n == 0) {
+        vc_set_num_threads(0);
+        n = atomic_load_explicit(&num_threads, memory_order_relaxed);
+    }
+    return n;
 }
+
+int vc_threads_pin(int most, int *saved) {
+    *saved = call_threads;
+    int n = vc_get_num_threads();
+    if (most > 0 && most < n) n = most;
+    call_threads = n;
+    return n;
+}
+
+void vc_threads_unpin(int saved) { call_threads = saved; }
 
 int vc_kernel_threads(void) {
 #ifdef _OPENMP
@@ -76,18 +101,24 @@ int vc_kernel_threads(void) {
 }
 
 vc_status vc_parallel_chunks(int n, vc_status (*fn)(void *ctx, int lo, int hi), void *ctx) {
-    const int nt = vc_get_num_threads();
+    int saved;
+    const int nt = vc_threads_pin(0, &saved); /* a single chunk runs on this thread, pinned */
     const int chunks = n < nt ? n : nt;
-    if (chunks <= 1) return fn(ctx, 0, n);
     vc_status first = VC_OK;
+    if (chunks <= 1) {
+        first = fn(ctx, 0, n);
+        vc_threads_unpin(saved);
+        return first;
+    }
     char message[512] = {0};
 #pragma omp parallel for schedule(static) num_threads(chunks)
     for (int c = 0; c < chunks; c++) {
         /* The chunk's kernels run with its share of the threads (nested regions of 1 are free). */
+        const int outer = chunk_threads;
         chunk_threads = nt / chunks > 0 ? nt / chunks : 1;
         const int lo = (int)((long)n * c / chunks), hi = (int)((long)n * (c + 1) / chunks);
         vc_status st = fn(ctx, lo, hi);
-        chunk_threads = 0;
+        chunk_threads = outer;
         if (st) {
 #pragma omp critical(vc_chunk_error)
             if (!first) {
@@ -96,6 +127,7 @@ vc_status vc_parallel_chunks(int n, vc_status (*fn)(void *ctx, int lo, int hi), 
             }
         }
     }
+    vc_threads_unpin(saved);
     if (first) vc_fail(first, "%s", message); /* the message lives in the failing thread's storage */
     return first;
 }
