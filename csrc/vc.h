@@ -33,10 +33,32 @@ vc_status vc_fail(vc_status s, const char *fmt, ...) __attribute__((format(print
 const char *vc_last_error(void);
 void vc_clear_error(void);
 
-/* Threads used by visionc's own kernels and by its BLAS. Default: physical cores. */
+/* Threads used by visionc's own kernels and by its BLAS. n < 1: the default. */
+enum { VC_MAX_THREADS = 4096 };
 void vc_set_num_threads(int n);
 int vc_get_num_threads(void);
+/* VISIONC_NUM_THREADS, else OMP_NUM_THREADS (its first entry), else the smallest of the
+ * physical cores, the affinity mask and the cgroup CPU quota. A variable that is not a positive
+ * integer (up to VC_MAX_THREADS) is ignored, with one line on stderr the first time. */
+int vc_default_num_threads(void);
+/* A thread-count variable's value: the count, 0 when NULL or blank (unset), -1 when malformed.
+ * list: a comma-separated list is allowed (OMP_NUM_THREADS) and its first entry returned. */
+int vc_parse_num_threads(const char *s, int list);
+/* What bounds the default (cpu_limits.c): the physical cores in the affinity mask, the CPUs in
+ * the mask, and the cgroup quota as whole CPUs (rounded up; 0: no quota). vc_cgroup_cpu_limit
+ * reads root/proc/self/cgroup, root/proc/self/mountinfo and the hierarchy under root (NULL or
+ * "": the real ones; tests pass a directory of fake files). */
 int vc_physical_cores(void);
+int vc_affinity_cpus(void);
+int vc_cgroup_cpu_limit(const char *root);
+
+/* Pins the calling thread's count for one call: until vc_threads_unpin(*saved), its
+ * vc_get_num_threads() answers the count returned here, the current count capped at `most`
+ * (most < 1: no cap), whatever vc_set_num_threads does meanwhile. A call that sizes per-thread
+ * scratch and then runs the kernels that use it pins first, so that both see one count.
+ * Pins nest (an inner pin keeps the outer count unless it caps it). */
+int vc_threads_pin(int most, int *saved);
+void vc_threads_unpin(int saved);
 
 /* Splits [0, n) into min(n, threads) contiguous chunks run at once, each with its share of
  * the threads for the kernels inside. Used to run a batch as independent sub-batches: no

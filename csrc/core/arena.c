@@ -1,5 +1,6 @@
 #include "core/arena.h"
 
+#include "core/asan.h"
 #include "ops/backend.h"
 
 #define ARENA_ALIGN 64
@@ -13,6 +14,7 @@ void vc_arena_init(vc_arena *a, const struct vc_backend *be) {
 
 vc_status vc_arena_reserve(vc_arena *a, size_t bytes) {
     a->used = 0;
+    if (a->base) vc_asan_unpoison(a->base, a->capacity); /* the last call's redzones */
     if (bytes <= a->capacity) return VC_OK;
     if (a->base) a->be->free(a->base);
     a->base = a->be->alloc(bytes);
@@ -24,7 +26,10 @@ vc_status vc_arena_reserve(vc_arena *a, size_t bytes) {
     return VC_OK;
 }
 
-void vc_arena_reset(vc_arena *a) { a->used = 0; }
+void vc_arena_reset(vc_arena *a) {
+    a->used = 0;
+    if (a->base) vc_asan_unpoison(a->base, a->capacity);
+}
 
 float *vc_arena_floats(vc_arena *a, size_t n) {
     size_t bytes;
@@ -32,15 +37,16 @@ float *vc_arena_floats(vc_arena *a, size_t n) {
         vc_fail(VC_ERR_MEMORY, "activation buffer of %zu floats overflows size_t", n);
         return NULL;
     }
-    bytes = (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-    if (a->used + bytes > a->capacity) {
+    bytes = (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1); /* after a redzone (core/asan.h) */
+    if (a->used + bytes + VC_ASAN_REDZONE > a->capacity) {
         a->overflowed = 1;
         vc_fail(VC_ERR_INTERNAL, "activation arena too small (%zu + %zu > %zu bytes)", a->used, bytes,
                 a->capacity);
         return NULL;
     }
-    float *p = (float *)(a->base + a->used);
-    a->used += bytes;
+    vc_asan_poison(a->base + a->used, VC_ASAN_REDZONE); /* until the next reserve */
+    float *p = (float *)(a->base + a->used + VC_ASAN_REDZONE);
+    a->used += VC_ASAN_REDZONE + bytes;
     if (a->used > a->peak) a->peak = a->used;
     return p;
 }
@@ -55,9 +61,10 @@ vc_status vc_arena_carve(vc_arena *a, int n, const size_t *sizes, float **const 
     size_t total = 0;
     for (int i = 0; i < n; i++) {
         size_t bytes;
-        if (!vc_mul_ok(sizes[i] ? sizes[i] : 1, sizeof(float), &bytes) || total > SIZE_MAX - bytes - ARENA_ALIGN)
+        if (!vc_mul_ok(sizes[i] ? sizes[i] : 1, sizeof(float), &bytes) ||
+            total > SIZE_MAX - bytes - ARENA_ALIGN - VC_ASAN_REDZONE)
             return vc_fail(VC_ERR_MEMORY, "activation memory size overflows");
-        total += (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+        total += ((bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1)) + VC_ASAN_REDZONE;
     }
     vc_status st = vc_arena_reserve(a, total);
     if (st) return st;

@@ -36,7 +36,7 @@ struct vc_convnext_train {
     pthread_mutex_t lock;
     char *block;
     size_t bytes;
-    int B, H, W, ckpt;
+    int B, H, W, ckpt, threads; /* the shape and thread count `block` was planned for */
     int nunits;
     cnx_unit *units;  /* [num_stages - 1 + blocks] */
     float **maps;     /* [nunits + 1] */
@@ -163,7 +163,8 @@ static vc_status ensure_state(vc_convnext *m) {
 
 static vc_status prepare(vc_convnext *m, int B, int H, int W, int ckpt) {
     vc_convnext_train *t = m->train;
-    if (t->block && t->B == B && t->H == H && t->W == W && t->ckpt == ckpt) return VC_OK;
+    const int nt = vc_get_num_threads(); /* sizes the per-thread conv/attention scratch; pinned for the step */
+    if (t->block && t->B == B && t->H == H && t->W == W && t->ckpt == ckpt && t->threads == nt) return VC_OK;
     free(t->block);
     t->block = NULL;
     t->bytes = 0;
@@ -174,7 +175,7 @@ static vc_status prepare(vc_convnext *m, int B, int H, int W, int ckpt) {
     t->bytes = b.off;
     b = (vc_bump){t->block, 0};
     plan(m, t, &b, B, H, W, ckpt);
-    t->B = B, t->H = H, t->W = W, t->ckpt = ckpt;
+    t->B = B, t->H = H, t->W = W, t->ckpt = ckpt, t->threads = nt;
     return VC_OK;
 }
 
@@ -313,7 +314,10 @@ vc_status vc_convnext_train_forward(vc_convnext *m, const float *px, int B, int 
     if (st) return st;
     if (pthread_mutex_trylock(&m->train->lock))
         return vc_fail(VC_ERR_ARG, "another training step is running on this model (training is not concurrent)");
+    int saved;
+    vc_threads_pin(0, &saved); /* one count for the plan's per-thread scratch and the kernels */
     st = forward_locked(m, m->train, px, B, H, W, labels, o, loss, logits);
+    vc_threads_unpin(saved);
     pthread_mutex_unlock(&m->train->lock);
     return st;
 }
@@ -376,7 +380,10 @@ vc_status vc_convnext_backward(vc_convnext *m, const vc_backward_args *a) {
         return vc_fail(VC_ERR_ARG, "another training step is running on this model (training is not concurrent)");
     vc_status st = vc_backward_begin(a, t->ready, t->has_loss, t->B, t->H, t->W, m->cfg.num_labels, t->dlogits);
     if (!st) {
+        int saved;
+        vc_threads_pin(t->threads, &saved); /* at most the threads the forward sized scratch for */
         backward_locked(m, t, a->dpx);
+        vc_threads_unpin(saved);
         t->ready = 0;
     }
     pthread_mutex_unlock(&t->lock);

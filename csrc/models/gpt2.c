@@ -127,8 +127,8 @@ static vc_status ensure_ptrs(vc_gpt2_session *s, int rows) {
     return VC_OK;
 }
 
-vc_status vc_gpt2_run(vc_gpt2_session *s, const int32_t *tokens, int T, const int32_t *input_rows, float *logits,
-                      int all_positions) {
+static vc_status run(vc_gpt2_session *s, const int32_t *tokens, int T, const int32_t *input_rows, float *logits,
+                     int all_positions) {
     vc_gpt2 *m = s->m;
     const vc_gpt2_config *c = &m->cfg;
     const vc_backend *be = m->be;
@@ -206,4 +206,13 @@ vc_status vc_gpt2_run(vc_gpt2_session *s, const int32_t *tokens, int T, const in
     }
     cache->len = Tk;
     return VC_OK;
+}
+
+vc_status vc_gpt2_run(vc_gpt2_session *s, const int32_t *tokens, int T, const int32_t *input_rows, float *logits,
+                      int all_positions) {
+    int saved;
+    vc_threads_pin(0, &saved); /* attention_kv's per-thread scratch is sized for the count its kernels run */
+    const vc_status st = run(s, tokens, T, input_rows, logits, all_positions);
+    vc_threads_unpin(saved);
+    return st;
 }

@@ -58,7 +58,7 @@ struct vc_mobilevit_train {
     pthread_mutex_t lock;
     char *block;
     size_t bytes;
-    int B, H, W, ckpt;
+    int B, H, W, ckpt, threads; /* the shape and thread count `block` was planned for */
     float *px;
     mv_cs stem, exp;
     mv_is ir0, ir1[3];
@@ -279,7 +279,8 @@ vc_status vc_mobilevit_train_plan_bytes(const vc_mobilevit *m, int B, int H, int
 
 static vc_status prepare(vc_mobilevit *m, int B, int H, int W, int ckpt) {
     vc_mobilevit_train *t = m->train;
-    if (t->block && t->B == B && t->H == H && t->W == W && t->ckpt == ckpt) return VC_OK;
+    const int nt = vc_get_num_threads(); /* sizes the per-thread conv/attention scratch; pinned for the step */
+    if (t->block && t->B == B && t->H == H && t->W == W && t->ckpt == ckpt && t->threads == nt) return VC_OK;
     free(t->block);
     t->block = NULL;
     t->bytes = 0;
@@ -289,7 +290,7 @@ static vc_status prepare(vc_mobilevit *m, int B, int H, int W, int ckpt) {
         return vc_fail(VC_ERR_MEMORY, "out of memory for training activations (%zu bytes)", bytes);
     t->bytes = bytes;
     plan(m, t, t->block, &kept, B, H, W, ckpt);
-    t->B = B, t->H = H, t->W = W, t->ckpt = ckpt;
+    t->B = B, t->H = H, t->W = W, t->ckpt = ckpt, t->threads = nt;
     return VC_OK;
 }
 
@@ -421,7 +422,10 @@ vc_status vc_mobilevit_train_forward(vc_mobilevit *m, const float *px, int B, in
     if (st) return st;
     if (pthread_mutex_trylock(&m->train->lock))
         return vc_fail(VC_ERR_ARG, "another training step is running on this model (training is not concurrent)");
+    int saved;
+    vc_threads_pin(0, &saved); /* one count for the plan's per-thread scratch and the kernels */
     st = forward_locked(m, m->train, px, B, H, W, labels, o, loss, logits);
+    vc_threads_unpin(saved);
     pthread_mutex_unlock(&m->train->lock);
     return st;
 }
@@ -551,7 +555,10 @@ vc_status vc_mobilevit_backward(vc_mobilevit *m, const vc_backward_args *a) {
         return vc_fail(VC_ERR_ARG, "another training step is running on this model (training is not concurrent)");
     vc_status st = vc_backward_begin(a, t->ready, t->has_loss, t->B, t->H, t->W, m->cfg.num_labels, t->dlogits);
     if (!st) {
+        int saved;
+        vc_threads_pin(t->threads, &saved); /* at most the threads the forward sized scratch for */
         backward_locked(m, t, a->dpx);
+        vc_threads_unpin(saved);
         t->ready = 0;
     }
     pthread_mutex_unlock(&t->lock);

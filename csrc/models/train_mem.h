@@ -8,15 +8,25 @@
 
 #include <stddef.h>
 
+#include "core/asan.h"
+
 typedef struct {
     char *base;  /* NULL: measuring pass */
     size_t off;  /* bytes handed out (64-byte aligned pieces) */
+    size_t high; /* the furthest `off` has reached: below it, the block is being carved again */
 } vc_bump;
 
 static inline float *vc_bump_floats(vc_bump *b, size_t n) {
-    size_t off = b->off;
-    b->off += (n * sizeof(float) + 63) & ~(size_t)63;
-    return b->base ? (float *)(b->base + off) : NULL;
+    const size_t gap = b->off, off = gap + VC_ASAN_REDZONE, bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+    b->off = off + bytes;
+    if (!b->base) return NULL;
+    /* A fresh piece gets a poisoned redzone before it (an overflow of the block's last piece is
+     * ASan's own heap overflow). A piece carved again over an area that units live at different
+     * times share (checkpointing) gets none: it could lie inside another unit's buffer. */
+    if (gap >= b->high) vc_asan_poison(b->base + gap, VC_ASAN_REDZONE);
+    vc_asan_unpoison(b->base + off, bytes);
+    if (b->off > b->high) b->high = b->off;
+    return (float *)(b->base + off);
 }
 
 /* Seed of one dropout site: a different stream per (step seed, layer, site). */

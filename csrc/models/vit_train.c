@@ -26,7 +26,7 @@ struct vc_vit_train {
     pthread_mutex_t lock; /* one training call at a time */
     char *block;
     size_t bytes;
-    int B, Hi, Wi, ckpt; /* the shape `block` was planned for */
+    int B, Hi, Wi, ckpt, threads; /* the shape and thread count `block` was planned for */
     float *px;           /* [B,Cin,Hi,Wi] copy of the input */
     float **xin;         /* [N+1] -> [B,T,C] */
     vc_encoder_saved *saved; /* [N], or [1] with checkpointing */
@@ -88,7 +88,8 @@ static void plan(const vc_vit *m, vc_vit_train *t, vc_bump *b, int B, int T, int
 static vc_status prepare(vc_vit *m, int B, int T, int Hi, int Wi, int ckpt) {
     const int N = m->cfg.num_layers;
     vc_vit_train *t = m->train;
-    if (t && t->block && t->B == B && t->Hi == Hi && t->Wi == Wi && t->ckpt == ckpt) return VC_OK;
+    const int nt = vc_get_num_threads(); /* sizes the attention scratch; pinned for the step */
+    if (t && t->block && t->B == B && t->Hi == Hi && t->Wi == Wi && t->ckpt == ckpt && t->threads == nt) return VC_OK;
     free(t->block);
     t->block = NULL;
     t->bytes = 0;
@@ -100,7 +101,7 @@ static vc_status prepare(vc_vit *m, int B, int T, int Hi, int Wi, int ckpt) {
     t->bytes = b.off;
     b = (vc_bump){t->block, 0};
     plan(m, t, &b, B, T, Hi, Wi, ckpt);
-    t->B = B, t->Hi = Hi, t->Wi = Wi, t->ckpt = ckpt;
+    t->B = B, t->Hi = Hi, t->Wi = Wi, t->ckpt = ckpt, t->threads = nt;
     (void)N;
     return VC_OK;
 }
@@ -188,7 +189,10 @@ vc_status vc_vit_train_forward(vc_vit *m, const float *px, int B, int Hi, int Wi
     if (st) return st;
     if (pthread_mutex_trylock(&m->train->lock))
         return vc_fail(VC_ERR_ARG, "another training step is running on this model (training is not concurrent)");
+    int saved;
+    vc_threads_pin(0, &saved); /* one count for the plan's per-thread scratch and the kernels */
     st = forward_locked(m, m->train, px, B, Hi, Wi, labels, o, loss, logits);
+    vc_threads_unpin(saved);
     pthread_mutex_unlock(&m->train->lock);
     return st;
 }
@@ -256,7 +260,10 @@ vc_status vc_vit_backward(vc_vit *m, const vc_backward_args *a) {
         return vc_fail(VC_ERR_ARG, "another training step is running on this model (training is not concurrent)");
     vc_status st = vc_backward_begin(a, t->ready, t->has_loss, t->B, t->Hi, t->Wi, m->cfg.num_labels, t->dlogits);
     if (!st) {
+        int saved;
+        vc_threads_pin(t->threads, &saved); /* at most the threads the forward sized scratch for */
         backward_locked(m, t, a->dpx);
+        vc_threads_unpin(saved);
         t->ready = 0;
     }
     pthread_mutex_unlock(&t->lock);

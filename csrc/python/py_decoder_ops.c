@@ -55,6 +55,8 @@ static PyObject *op_attention_kv(PyObject *self, PyObject *args) {
     int H, causal;
     double scale;
     if (!PyArg_ParseTuple(args, "OOOOidp", &qo, &ko, &vo, &io, &H, &scale, &causal)) return NULL;
+    int threads_saved; /* one thread count for the per-thread scratch sized below and its kernel */
+    vc_threads_pin(0, &threads_saved);
     PyArrayObject *q = vc_py_float_array(qo, "q", 3), *k = NULL, *v = NULL, *idx = NULL;
     PyObject *out = NULL;
     const float **ptrs = NULL;
@@ -100,6 +102,7 @@ static PyObject *op_attention_kv(PyObject *self, PyObject *args) {
         Py_END_ALLOW_THREADS
     }
 done:
+    vc_threads_unpin(threads_saved);
     PyMem_RawFree(ptrs);
     PyMem_RawFree(scratch);
     Py_XDECREF(q);

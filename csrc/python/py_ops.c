@@ -153,6 +153,8 @@ static PyObject *op_attention(PyObject *s, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOi|dK", &qo, &ko, &vo, &H, &p_drop, &seed)) return NULL;
     if (!(p_drop >= 0.0 && p_drop < 1.0))
         return PyErr_Format(PyExc_ValueError, "attention dropout probability must be in [0, 1), got %g", p_drop);
+    int threads_saved; /* one thread count for the per-thread scratch sized below and its kernel */
+    vc_threads_pin(0, &threads_saved);
     PyArrayObject *q = vc_py_float_array(qo, "q", 3), *k = NULL, *v = NULL;
     PyObject *out = NULL, *probs = NULL, *res = NULL;
     float *scratch = NULL;
@@ -183,6 +185,7 @@ static PyObject *op_attention(PyObject *s, PyObject *args) {
     }
     res = Py_BuildValue("(OO)", out, probs);
 done:
+    vc_threads_unpin(threads_saved);
     PyMem_RawFree(scratch);
     Py_XDECREF(out);
     Py_XDECREF(probs);
@@ -242,6 +245,8 @@ static PyObject *op_conv2d(PyObject *s, PyObject *args) {
     int sh, sw, ph, pw, dh, dw, groups, bf16 = 0;
     if (!PyArg_ParseTuple(args, "OOO(ii)(ii)(ii)i|p", &xo, &wo, &bo, &sh, &sw, &ph, &pw, &dh, &dw, &groups, &bf16))
         return NULL;
+    int threads_saved; /* one thread count for the per-thread scratch sized below and its kernel */
+    vc_threads_pin(0, &threads_saved);
     PyArrayObject *x = vc_py_float_array(xo, "x", 4), *w = NULL, *b = NULL;
     PyObject *res = NULL;
     float *scratch = NULL;
@@ -279,6 +284,7 @@ static PyObject *op_conv2d(PyObject *s, PyObject *args) {
         Py_END_ALLOW_THREADS
     }
 done:
+    vc_threads_unpin(threads_saved);
     PyMem_RawFree(scratch);
     Py_XDECREF(x);
     Py_XDECREF(w);

@@ -262,6 +262,8 @@ static PyObject *op_attention_backward(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOOOi|dK", &qo, &ko, &vo, &po, &go, &H, &p_drop, &seed)) return NULL;
     if (!(p_drop >= 0.0 && p_drop < 1.0))
         return PyErr_Format(PyExc_ValueError, "attention dropout probability must be in [0, 1), got %g", p_drop);
+    int threads_saved; /* one thread count for the per-thread scratch sized below and its kernel */
+    vc_threads_pin(0, &threads_saved);
     PyArrayObject *q = NULL, *k = NULL, *v = NULL, *p = NULL, *g = NULL, *dq = NULL, *dk = NULL, *dv = NULL;
     PyObject *res = NULL;
     float *scratch = NULL;
@@ -294,6 +296,7 @@ static PyObject *op_attention_backward(PyObject *self, PyObject *args) {
     }
     res = vc_grad_tuple(3, &dq, &dk, &dv);
 done:
+    vc_threads_unpin(threads_saved);
     PyMem_RawFree(scratch);
     Py_XDECREF(q);
     Py_XDECREF(k);
@@ -314,6 +317,8 @@ static PyObject *op_conv2d_backward(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOp(ii)(ii)(ii)ipOO|p", &xo, &wo, &go, &has_bias, &sh, &sw, &ph, &pw, &dh, &dw_,
                           &groups, &need_dx, &dwo, &dbo, &bf16))
         return NULL;
+    int threads_saved; /* one thread count for the per-thread scratch sized below and its kernel */
+    vc_threads_pin(0, &threads_saved);
     PyArrayObject *x = NULL, *w = NULL, *g = NULL, *dx = NULL, *dw = NULL, *db = NULL;
     PyObject *res = NULL;
     float *scratch = NULL;
@@ -358,6 +363,7 @@ static PyObject *op_conv2d_backward(PyObject *self, PyObject *args) {
     }
     res = vc_grad_tuple(3, &dx, &dw, &db);
 done:
+    vc_threads_unpin(threads_saved);
     PyMem_RawFree(scratch);
     Py_XDECREF(x);
     Py_XDECREF(w);

@@ -22,8 +22,7 @@ from .trainer import Trainer
 # Processors resolve hub ids through the same cache and download path as the models.
 set_hub_resolver(hub.resolve_file)
 
-set_num_threads = _C.set_num_threads
-get_num_threads = _C.get_num_threads
+from ._threads import get_num_threads, set_num_threads  # noqa: E402
 cpu_features = _C.cpu_features
 
 __all__ = ["hub", "nn", "ops", "optim", "AutoBackbone", "AutoImageProcessor", "AutoModel",

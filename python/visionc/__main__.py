@@ -12,7 +12,8 @@ def _common(p: argparse.ArgumentParser):
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--model", default=None,
                    help="hub id or local directory (default: the ViT-Ti/16 ImageNet classifier shipped with visionc)")
-    p.add_argument("--threads", type=int, default=None, help="threads (default: physical cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads (default: VISIONC_NUM_THREADS, OMP_NUM_THREADS or the CPUs it may use)")
     p.add_argument("--batch-size", type=int, default=8)
 
 
@@ -89,7 +90,8 @@ def main(argv=None) -> int:
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--model", default=None,
                    help="hub id or local directory of an image captioner (default: nlpconnect/vit-gpt2-image-captioning)")
-    p.add_argument("--threads", type=int, default=None, help="threads (default: physical cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads (default: VISIONC_NUM_THREADS, OMP_NUM_THREADS or the CPUs it may use)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--beams", type=int, default=1, help="beam search width (default 1: greedy)")
     p.add_argument("--max-new-tokens", type=int, default=16)

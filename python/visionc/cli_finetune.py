@@ -33,7 +33,8 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                    help="continue from the newest checkpoint in --out (or the one given)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="threads (default: physical cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads (default: VISIONC_NUM_THREADS, OMP_NUM_THREADS or the CPUs it may use)")
     p.add_argument("--gradient-checkpointing", action="store_true", help="less activation memory, more compute")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
