@@ -139,8 +139,8 @@ static int has_cpu(const char *list) {
 /* The process's cgroup in the v2 hierarchy (line "0::path") or in the v1 one holding the cpu
  * controller ("id:cpu,cpuacct:path"), from /proc/self/cgroup. */
 static int own_cgroup(const char *root, int v2, char *out) {
-    char path[CG_PATH], line[CG_PATH + 256];
-    snprintf(path, sizeof path, "%s/proc/self/cgroup", root);
+    char path[CG_DIR], line[CG_PATH + 256];
+    if ((size_t)snprintf(path, sizeof path, "%s/proc/self/cgroup", root) >= sizeof path) return 0;
     FILE *f = fopen(path, "r");
     if (!f) return 0;
     int found = 0;
@@ -160,10 +160,10 @@ static int own_cgroup(const char *root, int v2, char *out) {
  * [optional...] - fstype source superopts"); /sys/fs/cgroup(/cpu) with root "/" when there
  * is no mountinfo to read. */
 static void find_mount(const char *root, int v2, cg_hierarchy *h) {
-    char path[CG_PATH], line[3 * CG_PATH];
+    char path[CG_DIR], line[3 * CG_PATH];
     snprintf(h->mount_root, CG_PATH, "/");
     snprintf(h->mount_point, CG_PATH, v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/cpu");
-    snprintf(path, sizeof path, "%s/proc/self/mountinfo", root);
+    if ((size_t)snprintf(path, sizeof path, "%s/proc/self/mountinfo", root) >= sizeof path) return;
     FILE *f = fopen(path, "r");
     if (!f) return;
     while (fgets(line, sizeof line, f)) {
