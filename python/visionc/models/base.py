@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import hub
 from ..io import load_state_dict
-from .config_fields import MAX_LABELS, Int, check_fields, parse_id2label  # noqa: F401 (parse_id2label: the families import it here)
+from .config_fields import MAX_LABELS, Int, check_fields
 from .training import TrainingMixin, as_parameter, init_head
 
 

@@ -131,9 +131,12 @@ def parse_id2label(config: dict, source: str = "config.json") -> dict[int, str]:
     return {i: f"LABEL_{i}" for i in range(n)}
 
 
-def labels_for_save(id2label: dict) -> dict:
-    """The id2label / label2id entries transformers writes: none for its default two labels."""
-    if id2label == {0: "LABEL_0", 1: "LABEL_1"}:
-        return {}
-    return {"id2label": {str(k): v for k, v in id2label.items()},
-            "label2id": {v: k for k, v in id2label.items()}}
+def write_labels(config: dict, id2label: dict) -> dict:
+    """Puts the label entries transformers writes into a config dict being saved (none for its
+    default two labels), replacing any carried over from the loaded file; returns the dict."""
+    for k in ("num_labels", "id2label", "label2id"):
+        config.pop(k, None)
+    if id2label != {0: "LABEL_0", 1: "LABEL_1"}:
+        config["id2label"] = {str(k): v for k, v in id2label.items()}
+        config["label2id"] = {v: k for k, v in id2label.items()}
+    return config

@@ -12,7 +12,7 @@ import numpy as np
 from .._native import _C
 from .base import FeatureMapsMixin, PreTrainedModel
 from .config_fields import (EPS, IMAGE, LAYERS, MAX_IMAGE, MAX_WIDTH, PROB, STD, Float, Int, Ints, check_fields, check_matches,
-                            labels_for_save, parse_id2label)
+                            write_labels, parse_id2label)
 from .outputs import BaseModelOutputWithPoolingAndNoAttention, ImageClassifierOutputWithNoAttention
 
 
@@ -208,9 +208,7 @@ class ConvNextModel(FeatureMapsMixin, PreTrainedModel):
                    hidden_sizes=list(cfg.hidden_sizes), depths=list(cfg.depths), num_stages=cfg.num_stages,
                    layer_norm_eps=cfg.head_norm_eps, image_size=cfg.image_size, drop_path_rate=cfg.drop_path_rate,
                    initializer_range=cfg.initializer_range)
-        for k in ("num_labels", "id2label", "label2id"):
-            out.pop(k, None)
-        out.update(labels_for_save(cfg.id2label))
+        write_labels(out, cfg.id2label)
         out["architectures"] = ["ConvNextForImageClassification" if self._with_head else "ConvNextModel"]
         return state, out
 

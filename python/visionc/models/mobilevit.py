@@ -14,7 +14,7 @@ import numpy as np
 from .._native import _C
 from .base import FeatureMapsMixin, PreTrainedModel
 from .config_fields import (EPS, IMAGE, MAX_WIDTH, PROB, SIZE, STD, Bool, Float, Int, Ints, check_fields,
-                            check_matches, labels_for_save, parse_id2label)
+                            check_matches, write_labels, parse_id2label)
 from .outputs import BaseModelOutputWithPoolingAndNoAttention, ImageClassifierOutputWithNoAttention
 
 DEPTHS = (2, 4, 3)  # transformer layers in encoder layers 2, 3, 4 (fixed by the architecture)
@@ -207,9 +207,7 @@ class MobileViTModel(FeatureMapsMixin, PreTrainedModel):
             if k not in ("id2label", "extra"):
                 out[k] = getattr(cfg, k)
         out["hidden_sizes"], out["neck_hidden_sizes"] = list(cfg.hidden_sizes), list(cfg.neck_hidden_sizes)
-        for k in ("num_labels", "id2label", "label2id"):
-            out.pop(k, None)
-        out.update(labels_for_save(cfg.id2label))
+        write_labels(out, cfg.id2label)
         out["architectures"] = ["MobileViTForImageClassification" if self._with_head else "MobileViTModel"]
         return state, out
 

@@ -11,7 +11,7 @@ import numpy as np
 from .._native import _C
 from .base import PreTrainedModel
 from .config_fields import (EPS, IMAGE, LAYERS, MAX_WIDTH, PROB, SIZE, STD, Bool, Int, check_fields, check_matches,
-                            labels_for_save, parse_id2label)
+                            write_labels, parse_id2label)
 from .outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 
 
@@ -83,8 +83,7 @@ class ViTConfig:
             if f.name in ("extra", "id2label"):
                 continue
             d[f.name] = getattr(self, f.name)
-        d.update(labels_for_save(self.id2label))
-        return d
+        return write_labels(d, self.id2label)
 
 
 # --- timm's VisionTransformer keys -> transformers' ViT keys (one table, applied once) ---
